@@ -1,0 +1,1164 @@
+//! The filesystem as the FUSE frontend sees it: `Engine` (shared clients and settings)
+//! and `Worker` (one per core, owning the open files of its shard of inodes).
+//!
+//! Data flows one way: frontend → worker queue → `Worker` method → write buffer / block
+//! cache → Swift (blocks) and etcd (metadata). Every method returns an `FsError` that
+//! carries the errno for the kernel.
+
+use crate::config::Config;
+use crate::data::pending::freeze;
+use crate::data::{BlockCache, WriteBuffer};
+use crate::layout::{self, Segment, SliceRef};
+use crate::meta::ops::{Creds, IsOpen, Unlinked};
+use crate::meta::{self, Meta, MetaError};
+use crate::worker::{IoMode, LocalJob, Pool};
+use bytes::Bytes;
+use futures::future::{join_all, try_join_all, FutureExt};
+use parking_lot::Mutex;
+use ringfs_swift::{ObjectStore, SwiftError};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+pub use crate::meta::{Attr, FileKind, Ino, Timestamp};
+pub use crate::meta::ops::TimeSet;
+
+/// Who sent a request.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReqCtx {
+    pub uid: u32,
+    pub gid: u32,
+    pub pid: u32,
+}
+
+/// `setattr` changes; `fh` is the handle when called through an open file.
+#[derive(Clone, Debug, Default)]
+pub struct SetAttr {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: Option<TimeSet>,
+    pub mtime: Option<TimeSet>,
+    pub ctime: Option<Timestamp>,
+    pub fh: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct OpenReply {
+    pub fh: u64,
+    pub direct_io: bool,
+    pub keep_cache: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct DirEntry {
+    pub ino: u64,
+    pub name: Vec<u8>,
+    pub kind: FileKind,
+    /// Cookie: pass it back to continue after this entry.
+    pub offset: i64,
+    pub attr: Option<Attr>,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StatFs {
+    pub blocks: u64,
+    pub bfree: u64,
+    pub bavail: u64,
+    pub files: u64,
+    pub ffree: u64,
+    pub bsize: u32,
+    pub namelen: u32,
+    pub frsize: u32,
+}
+
+/// An error for the kernel: an errno and what happened (for logs).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{msg} (errno {errno})")]
+pub struct FsError {
+    errno: i32,
+    msg: String,
+}
+
+impl FsError {
+    pub fn new(errno: i32, msg: impl Into<String>) -> Self {
+        FsError { errno, msg: msg.into() }
+    }
+
+    pub fn errno(&self) -> i32 {
+        self.errno
+    }
+}
+
+impl From<MetaError> for FsError {
+    fn from(e: MetaError) -> Self {
+        FsError { errno: e.errno(), msg: e.to_string() }
+    }
+}
+
+impl From<SwiftError> for FsError {
+    fn from(e: SwiftError) -> Self {
+        tracing::warn!(error = %e, "object store error");
+        FsError { errno: libc::EIO, msg: e.to_string() }
+    }
+}
+
+pub type FsResult<T> = Result<T, FsError>;
+
+fn errno(e: i32, msg: &str) -> FsError {
+    FsError::new(e, msg)
+}
+
+/// FUSE settings the frontend needs (from `[fuse]`).
+#[derive(Clone, Debug)]
+pub struct FuseOptions {
+    pub attr_ttl: Duration,
+    pub entry_ttl: Duration,
+    pub negative_ttl: Duration,
+    pub writeback_cache: bool,
+    pub max_write: u32,
+    pub allow_other: bool,
+    pub default_permissions: bool,
+    pub fsname: String,
+    pub read_ahead: u32,
+}
+
+impl FuseOptions {
+    pub fn from_config(c: &Config) -> Self {
+        FuseOptions {
+            attr_ttl: c.fuse.attr_ttl.0,
+            entry_ttl: c.fuse.entry_ttl.0,
+            negative_ttl: c.fuse.negative_ttl.0,
+            writeback_cache: c.fuse.writeback_cache,
+            max_write: c.fuse.max_write.0.min(1 << 20) as u32,
+            allow_other: c.fuse.allow_other,
+            default_permissions: c.fuse.default_permissions,
+            fsname: c.fuse.fsname.clone(),
+            read_ahead: c.fuse.read_ahead.0.min(u32::MAX as u64) as u32,
+        }
+    }
+}
+
+pub type WorkerPool = Pool<Worker>;
+pub type Job = LocalJob<Worker>;
+
+/// State shared by all workers.
+pub struct Shared {
+    pub meta: Arc<Meta>,
+    pub store: Arc<dyn ObjectStore>,
+    pub block_size: u64,
+    pub chunk_size: u64,
+    pub max_file_size: u64,
+    pub write_buffer: usize,
+    pub readahead: u64,
+    pub prefetch: u64,
+    pub cache_per_worker: usize,
+    /// Open handles per inode, across workers (an unlinked open file is kept).
+    open_counts: Mutex<HashMap<Ino, u32>>,
+    /// Size including buffered writes, for stat from any worker.
+    dirty_sizes: Mutex<HashMap<Ino, u64>>,
+    next_fh: AtomicU64,
+    pool: OnceLock<std::sync::Weak<WorkerPool>>,
+    /// Wakes the background deleter.
+    pub deleter_wake: tokio::sync::Notify,
+}
+
+impl Shared {
+    fn is_open_fn(self: &Arc<Self>) -> IsOpen {
+        let me = self.clone();
+        Arc::new(move |ino| me.open_counts.lock().get(&ino).copied().unwrap_or(0) > 0)
+    }
+
+    fn pool(&self) -> Option<Arc<WorkerPool>> {
+        self.pool.get().and_then(|w| w.upgrade())
+    }
+
+    fn new_fh(&self) -> u64 {
+        self.next_fh.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// A mounted volume's engine.
+pub struct Engine {
+    shared: Arc<Shared>,
+    pool: Arc<WorkerPool>,
+    fuse: FuseOptions,
+    volume: String,
+    /// Runs heartbeats, deletion and the network clients' background tasks.
+    background: Mutex<Option<tokio::runtime::Runtime>>,
+}
+
+impl Engine {
+    /// Starts workers over already-connected metadata and object stores.
+    pub fn start(
+        cfg: &Config,
+        volume: &str,
+        meta: Arc<Meta>,
+        store: Arc<dyn ObjectStore>,
+        background: tokio::runtime::Runtime,
+    ) -> std::io::Result<Arc<Engine>> {
+        let rec = meta.volume().clone();
+        let workers = cfg.engine.effective_workers();
+        let mem = cfg.engine.memory_limit.0 as usize;
+        let shared = Arc::new(Shared {
+            meta,
+            store,
+            block_size: rec.block_size,
+            chunk_size: rec.chunk_size,
+            max_file_size: cfg.engine.max_file_size.0.min(rec.chunk_size * u32::MAX as u64),
+            write_buffer: cfg.engine.write_buffer.0 as usize,
+            readahead: cfg.engine.readahead.0,
+            prefetch: cfg.engine.prefetch.0,
+            cache_per_worker: (mem / 2 / workers.max(1)).max(8 << 20),
+            open_counts: Mutex::new(HashMap::new()),
+            dirty_sizes: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            pool: OnceLock::new(),
+            deleter_wake: tokio::sync::Notify::new(),
+        });
+        let want_uring = match cfg.engine.io_engine {
+            crate::config::IoEngine::Auto => None,
+            crate::config::IoEngine::Uring => Some(true),
+            crate::config::IoEngine::Psync => Some(false),
+        };
+        let s2 = shared.clone();
+        let pool = Pool::start(workers, want_uring, move |index, io| Worker::new(index, io, s2.clone()))?;
+        let _ = shared.pool.set(Arc::downgrade(&pool));
+        tracing::info!(workers = pool.workers(), io = ?pool.io_mode, "engine started");
+        let engine = Arc::new(Engine {
+            shared: shared.clone(),
+            pool,
+            fuse: FuseOptions::from_config(cfg),
+            volume: volume.to_string(),
+            background: Mutex::new(Some(background)),
+        });
+        engine.spawn_background();
+        Ok(engine)
+    }
+
+    fn spawn_background(&self) {
+        let guard = self.background.lock();
+        let Some(rt) = guard.as_ref() else { return };
+        let s = self.shared.clone();
+        rt.spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                if let Err(e) = s.meta.heartbeat().await {
+                    tracing::warn!(error = %e, "session heartbeat failed");
+                }
+            }
+        });
+        let s = self.shared.clone();
+        rt.spawn(async move {
+            loop {
+                let _ = tokio::time::timeout(Duration::from_secs(5), s.deleter_wake.notified()).await;
+                if let Err(e) = delete_pending(&s).await {
+                    tracing::warn!(error = %e, "background deletion failed; will retry");
+                }
+            }
+        });
+    }
+
+    pub fn pool(&self) -> &WorkerPool {
+        &self.pool
+    }
+
+    pub fn fuse_options(&self) -> &FuseOptions {
+        &self.fuse
+    }
+
+    pub fn volume_name(&self) -> &str {
+        &self.volume
+    }
+
+    pub fn meta(&self) -> &Arc<Meta> {
+        &self.shared.meta
+    }
+
+    pub fn io_mode(&self) -> IoMode {
+        self.pool.io_mode
+    }
+
+    /// Flushes every open file's buffered writes, stops the workers, ends the session.
+    /// Blocking; call from a non-async thread (FUSE `destroy` or the CLI).
+    pub fn shutdown(&self) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        for w in 0..self.pool.workers() {
+            let tx = tx.clone();
+            self.pool.submit(
+                w as u64,
+                Box::new(move |worker: Rc<Worker>| {
+                    Box::pin(async move {
+                        let r = worker.flush_all().await;
+                        let _ = tx.send(r);
+                    })
+                }),
+            );
+        }
+        drop(tx);
+        for r in rx.iter() {
+            if let Err(e) = r {
+                tracing::error!(error = %e, "flushing at shutdown failed");
+            }
+        }
+        self.pool.stop();
+        if let Some(rt) = self.background.lock().take() {
+            let meta = self.shared.meta.clone();
+            let s = self.shared.clone();
+            rt.block_on(async move {
+                if let Err(e) = delete_pending(&s).await {
+                    tracing::warn!(error = %e, "deletion at shutdown incomplete; another client will finish it");
+                }
+                let _ = meta.close_session().await;
+            });
+            rt.shutdown_timeout(Duration::from_secs(5));
+        }
+    }
+
+    /// Runs `f` on the worker owning `key` and waits for its answer (CLI, tests).
+    pub fn call<T, F, Fut>(&self, key: u64, f: F) -> Option<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Rc<Worker>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = T> + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.pool.submit(
+            key,
+            Box::new(move |w| {
+                Box::pin(async move {
+                    let _ = tx.send(f(w).await);
+                })
+            }),
+        );
+        rx.recv().ok()
+    }
+}
+
+/// Deletes the objects of removed files, then their chunk records.
+async fn delete_pending(s: &Arc<Shared>) -> Result<(), FsError> {
+    loop {
+        let inos = s.meta.pending_deletions(100).await?;
+        if inos.is_empty() {
+            return Ok(());
+        }
+        for ino in inos {
+            if s.open_counts.lock().get(&ino).copied().unwrap_or(0) > 0 {
+                continue;
+            }
+            let mut from = 0u32;
+            loop {
+                let (chunks, more) = s.meta.chunks_page(ino, from, 64).await?;
+                let mut keys = Vec::new();
+                for (idx, refs) in &chunks {
+                    for r in refs.iter().filter(|r| r.id != 0) {
+                        for k in 0..layout::block_count(r.size, s.block_size as u32) {
+                            let len = block_len(r.size, s.block_size as u32, k);
+                            keys.push(layout::block_key(r.id, k, len));
+                        }
+                    }
+                    from = idx + 1;
+                }
+                keys.sort();
+                keys.dedup();
+                if !keys.is_empty() {
+                    s.store.delete_many(&keys).await?;
+                }
+                if !more {
+                    break;
+                }
+            }
+            s.meta.finish_deletion(ino).await?;
+        }
+    }
+}
+
+fn block_len(slice_size: u32, block_size: u32, index: u32) -> u32 {
+    (slice_size - index * block_size).min(block_size)
+}
+
+/// A slice being uploaded: still visible to reads until committed.
+struct Flushing {
+    off: u64,
+    data: Bytes,
+}
+
+#[derive(Default)]
+struct FileState {
+    handles: u32,
+    buffer: WriteBuffer,
+    flushing: Vec<Flushing>,
+    /// Committed size as last seen (attr), without buffered writes.
+    size: u64,
+    chunks: HashMap<u32, Rc<Vec<SliceRef>>>,
+    last_read_end: u64,
+    readahead_window: u64,
+    flush_lock: Rc<tokio::sync::Mutex<()>>,
+    /// A write or commit failed: reported once by the next flush/fsync/close.
+    write_error: Option<FsError>,
+}
+
+struct Handle {
+    ino: Ino,
+}
+
+struct DirHandle {
+    ino: Ino,
+    /// Cookie → name of the entries returned by the last page, to continue after one.
+    last_page: BTreeMap<i64, Vec<u8>>,
+}
+
+/// One worker's state. Lives on its thread; methods are called by queued jobs.
+pub struct Worker {
+    pub index: usize,
+    pub io: IoMode,
+    shared: Arc<Shared>,
+    files: RefCell<HashMap<Ino, FileState>>,
+    handles: RefCell<HashMap<u64, Handle>>,
+    dirs: RefCell<HashMap<u64, DirHandle>>,
+    cache: Rc<BlockCache>,
+}
+
+fn creds(ctx: &ReqCtx) -> Creds {
+    Creds { uid: ctx.uid, gid: ctx.gid }
+}
+
+impl Worker {
+    fn new(index: usize, io: IoMode, shared: Arc<Shared>) -> Self {
+        let cache = Rc::new(BlockCache::new(shared.cache_per_worker));
+        Worker {
+            index,
+            io,
+            shared,
+            files: RefCell::new(HashMap::new()),
+            handles: RefCell::new(HashMap::new()),
+            dirs: RefCell::new(HashMap::new()),
+            cache,
+        }
+    }
+
+    fn meta(&self) -> &Meta {
+        &self.shared.meta
+    }
+
+    /// The attr with this client's buffered size applied.
+    fn with_local_size(&self, mut a: Attr) -> Attr {
+        if a.kind == FileKind::File {
+            if let Some(sz) = self.shared.dirty_sizes.lock().get(&a.ino) {
+                a.size = a.size.max(*sz);
+            }
+        }
+        a
+    }
+
+    fn note_size(&self, ino: Ino) {
+        let files = self.files.borrow();
+        if let Some(f) = files.get(&ino) {
+            let pending = f.buffer.end(self.shared.chunk_size).max(f.flushing.iter().map(|x| x.off + x.data.len() as u64).max().unwrap_or(0));
+            let mut d = self.shared.dirty_sizes.lock();
+            if pending > f.size {
+                d.insert(ino, pending);
+            } else {
+                d.remove(&ino);
+            }
+        }
+    }
+
+    // ---- metadata --------------------------------------------------------------
+
+    pub async fn lookup(&self, _ctx: &ReqCtx, parent: Ino, name: &[u8]) -> FsResult<Attr> {
+        Ok(self.with_local_size(self.meta().lookup(parent, name).await?))
+    }
+
+    pub fn forget(&self, _ino: Ino, _nlookup: u64) {}
+
+    pub async fn getattr(&self, ino: Ino, _fh: Option<u64>) -> FsResult<Attr> {
+        let a = self.meta().getattr(ino).await?;
+        if let Some(f) = self.files.borrow_mut().get_mut(&ino) {
+            if f.flushing.is_empty() {
+                f.size = a.size;
+            }
+        }
+        Ok(self.with_local_size(a))
+    }
+
+    pub async fn setattr(&self, _ctx: &ReqCtx, ino: Ino, set: SetAttr) -> FsResult<Attr> {
+        if let Some(size) = set.size {
+            if size > self.shared.max_file_size {
+                return Err(errno(libc::EFBIG, "size beyond the maximum file size"));
+            }
+            // Order buffered writes before the size change.
+            self.flush_file(ino).await?;
+        }
+        let m = meta::SetAttr {
+            mode: set.mode,
+            uid: set.uid,
+            gid: set.gid,
+            size: set.size,
+            atime: set.atime,
+            mtime: set.mtime,
+            ctime: set.ctime,
+        };
+        let a = self.meta().setattr(ino, m).await?;
+        if let Some(f) = self.files.borrow_mut().get_mut(&ino) {
+            f.size = a.size;
+            if set.size.is_some() {
+                f.chunks.clear();
+                f.buffer.truncate(a.size, self.shared.chunk_size);
+            }
+        }
+        self.note_size(ino);
+        Ok(self.with_local_size(a))
+    }
+
+    pub async fn mknod(&self, ctx: &ReqCtx, parent: Ino, name: &[u8], mode: u32, umask: u32, rdev: u32) -> FsResult<Attr> {
+        let kind = FileKind::from_mode(mode).unwrap_or(FileKind::File);
+        if kind == FileKind::Dir || kind == FileKind::Symlink {
+            return Err(errno(libc::EINVAL, "mknod of a directory or symlink"));
+        }
+        Ok(self.meta().mknod(creds(ctx), parent, name, kind, mode & !umask & 0o7777, rdev).await?)
+    }
+
+    pub async fn mkdir(&self, ctx: &ReqCtx, parent: Ino, name: &[u8], mode: u32, umask: u32) -> FsResult<Attr> {
+        Ok(self.meta().mknod(creds(ctx), parent, name, FileKind::Dir, mode & !umask & 0o7777, 0).await?)
+    }
+
+    pub async fn unlink(&self, _ctx: &ReqCtx, parent: Ino, name: &[u8]) -> FsResult<()> {
+        let r = self.meta().unlink(parent, name, self.shared.is_open_fn()).await?;
+        if matches!(r, Unlinked::Deleted(_)) {
+            self.shared.deleter_wake.notify_one();
+        }
+        Ok(())
+    }
+
+    pub async fn rmdir(&self, _ctx: &ReqCtx, parent: Ino, name: &[u8]) -> FsResult<()> {
+        self.meta().rmdir(parent, name).await?;
+        Ok(())
+    }
+
+    pub async fn symlink(&self, ctx: &ReqCtx, parent: Ino, name: &[u8], target: &[u8]) -> FsResult<Attr> {
+        Ok(self.meta().symlink(creds(ctx), parent, name, target).await?)
+    }
+
+    pub async fn readlink(&self, ino: Ino) -> FsResult<Vec<u8>> {
+        Ok(self.meta().readlink(ino).await?)
+    }
+
+    pub async fn rename(&self, _ctx: &ReqCtx, parent: Ino, name: &[u8], newparent: Ino, newname: &[u8], flags: u32) -> FsResult<()> {
+        let r = self.meta().rename(parent, name, newparent, newname, flags, self.shared.is_open_fn()).await?;
+        if matches!(r, Some(Unlinked::Deleted(_))) {
+            self.shared.deleter_wake.notify_one();
+        }
+        Ok(())
+    }
+
+    pub async fn link(&self, _ctx: &ReqCtx, ino: Ino, newparent: Ino, newname: &[u8]) -> FsResult<Attr> {
+        Ok(self.with_local_size(self.meta().link(ino, newparent, newname).await?))
+    }
+
+    pub async fn statfs(&self, _ino: Ino) -> FsResult<StatFs> {
+        let (files, bytes) = self.meta().usage().await?;
+        let bsize = 4096u64;
+        // Swift has no fixed capacity: report 1 PiB so tools that check space proceed.
+        let total = (1u64 << 50) / bsize;
+        let used = bytes.div_ceil(bsize);
+        let file_cap = 1u64 << 40;
+        Ok(StatFs {
+            blocks: total,
+            bfree: total.saturating_sub(used),
+            bavail: total.saturating_sub(used),
+            files: file_cap,
+            ffree: file_cap.saturating_sub(files),
+            bsize: bsize as u32,
+            namelen: 255,
+            frsize: bsize as u32,
+        })
+    }
+
+    pub async fn setxattr(&self, _ctx: &ReqCtx, ino: Ino, name: &[u8], value: &[u8], flags: i32, position: u32) -> FsResult<()> {
+        if position != 0 {
+            return Err(errno(libc::EINVAL, "xattr position"));
+        }
+        Ok(self.meta().setxattr(ino, name, value, flags).await?)
+    }
+
+    pub async fn getxattr(&self, ino: Ino, name: &[u8]) -> FsResult<Vec<u8>> {
+        Ok(self.meta().getxattr(ino, name).await?)
+    }
+
+    pub async fn listxattr(&self, ino: Ino) -> FsResult<Vec<u8>> {
+        Ok(self.meta().listxattr(ino).await?)
+    }
+
+    pub async fn removexattr(&self, ino: Ino, name: &[u8]) -> FsResult<()> {
+        Ok(self.meta().removexattr(ino, name).await?)
+    }
+
+    /// Permission check for access(2) (the kernel checks everything else when
+    /// `default_permissions` is on).
+    pub async fn access(&self, ctx: &ReqCtx, ino: Ino, mask: i32) -> FsResult<()> {
+        let a = self.meta().getattr(ino).await?;
+        if mask == libc::F_OK || ctx.uid == 0 && (mask & libc::X_OK == 0 || a.perm & 0o111 != 0 || a.kind == FileKind::Dir) {
+            return Ok(());
+        }
+        let bits = if ctx.uid == a.uid {
+            (a.perm >> 6) & 7
+        } else if ctx.gid == a.gid {
+            (a.perm >> 3) & 7
+        } else {
+            a.perm & 7
+        } as i32;
+        if bits & mask == mask {
+            Ok(())
+        } else {
+            Err(errno(libc::EACCES, "access"))
+        }
+    }
+
+    // ---- directories -------------------------------------------------------------
+
+    pub async fn opendir(&self, _ctx: &ReqCtx, ino: Ino, _flags: i32) -> FsResult<u64> {
+        let a = self.meta().getattr(ino).await?;
+        if a.kind != FileKind::Dir {
+            return Err(errno(libc::ENOTDIR, "opendir"));
+        }
+        let fh = self.shared.new_fh();
+        self.dirs.borrow_mut().insert(fh, DirHandle { ino, last_page: BTreeMap::new() });
+        Ok(fh)
+    }
+
+    pub async fn readdir(&self, ino: Ino, fh: u64, offset: i64, plus: bool, max_entries: usize) -> FsResult<Vec<DirEntry>> {
+        let max_entries = max_entries.clamp(1, 1000);
+        let mut out = Vec::new();
+        let dir = self.meta().getattr(ino).await?;
+        // Cookies: 1 = ".", 2 = "..", then 3, 4, ... in name order.
+        if offset < 1 {
+            out.push(DirEntry { ino, name: b".".to_vec(), kind: FileKind::Dir, offset: 1, attr: plus.then(|| dir.clone()) });
+        }
+        if offset < 2 {
+            let pa = if plus { Some(self.meta().getattr(dir.parent).await?) } else { None };
+            out.push(DirEntry { ino: dir.parent, name: b"..".to_vec(), kind: FileKind::Dir, offset: 2, attr: pa });
+        }
+        let (mut cookie, after): (i64, Option<Vec<u8>>) = if offset <= 2 {
+            (2, None)
+        } else {
+            let known = self.dirs.borrow().get(&fh).and_then(|d| d.last_page.get(&offset).cloned());
+            match known {
+                Some(name) => (offset, Some(name)),
+                None => {
+                    // A seek to an unknown cookie: walk from the start (rare: telldir/seekdir).
+                    let mut after: Option<Vec<u8>> = None;
+                    let mut c = 2i64;
+                    while c < offset {
+                        let page = self.meta().readdir(ino, after.as_deref(), ((offset - c) as usize).min(1000)).await?;
+                        if page.is_empty() {
+                            return Ok(out);
+                        }
+                        c += page.len() as i64;
+                        after = page.last().map(|(n, _)| n.clone());
+                    }
+                    (c, after)
+                }
+            }
+        };
+        let room = max_entries.saturating_sub(out.len()).max(1);
+        let page = self.meta().readdir(ino, after.as_deref(), room).await?;
+        let attrs = if plus {
+            let inos: Vec<Ino> = page.iter().map(|(_, d)| d.ino).collect();
+            self.meta().getattr_many(&inos).await?
+        } else {
+            vec![None; page.len()]
+        };
+        let mut last_page = BTreeMap::new();
+        for ((name, d), a) in page.into_iter().zip(attrs) {
+            cookie += 1;
+            last_page.insert(cookie, name.clone());
+            let attr = a.map(|a| self.with_local_size(a));
+            if plus && attr.is_none() {
+                continue; // removed between the scan and the attr read
+            }
+            out.push(DirEntry { ino: d.ino, name, kind: d.kind, offset: cookie, attr });
+        }
+        if let Some(h) = self.dirs.borrow_mut().get_mut(&fh) {
+            h.last_page = last_page;
+        }
+        Ok(out)
+    }
+
+    pub async fn releasedir(&self, _ino: Ino, fh: u64) -> FsResult<()> {
+        self.dirs.borrow_mut().remove(&fh);
+        Ok(())
+    }
+
+    // ---- files ---------------------------------------------------------------------
+
+    fn register_open(&self, ino: Ino, size: u64) -> u64 {
+        let fh = self.shared.new_fh();
+        let mut files = self.files.borrow_mut();
+        let f = files.entry(ino).or_default();
+        if f.handles == 0 && f.buffer.is_empty() && f.flushing.is_empty() {
+            // Close-to-open: a new open sees what other clients committed.
+            f.chunks.clear();
+            f.size = size;
+        }
+        f.handles += 1;
+        *self.shared.open_counts.lock().entry(ino).or_insert(0) += 1;
+        self.handles.borrow_mut().insert(fh, Handle { ino });
+        fh
+    }
+
+    pub async fn open(&self, _ctx: &ReqCtx, ino: Ino, flags: i32) -> FsResult<OpenReply> {
+        let a = self.meta().getattr(ino).await?;
+        match a.kind {
+            FileKind::Dir => return Err(errno(libc::EISDIR, "open of a directory")),
+            FileKind::File => {}
+            _ if flags & libc::O_ACCMODE != libc::O_RDONLY => {}
+            _ => {}
+        }
+        let fh = self.register_open(ino, a.size);
+        Ok(OpenReply { fh, direct_io: false, keep_cache: false })
+    }
+
+    pub async fn create(&self, ctx: &ReqCtx, parent: Ino, name: &[u8], mode: u32, umask: u32, _flags: i32) -> FsResult<(Attr, OpenReply)> {
+        let a = self.meta().mknod(creds(ctx), parent, name, FileKind::File, mode & !umask & 0o7777, 0).await?;
+        let owner = self.shared.pool().map(|p| p.shard_of(a.ino)).unwrap_or(self.index);
+        let fh = if owner == self.index {
+            self.register_open(a.ino, 0)
+        } else {
+            // The new inode belongs to another worker: register the handle there.
+            let pool = self.shared.pool().ok_or_else(|| errno(libc::EIO, "engine stopping"))?;
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let ino = a.ino;
+            pool.submit(
+                ino,
+                Box::new(move |w: Rc<Worker>| {
+                    Box::pin(async move {
+                        let _ = tx.send(w.register_open(ino, 0));
+                    })
+                }),
+            );
+            rx.await.map_err(|_| errno(libc::EIO, "engine stopping"))?
+        };
+        Ok((a, OpenReply { fh, direct_io: false, keep_cache: false }))
+    }
+
+    pub async fn write(&self, ino: Ino, fh: u64, offset: i64, data: Bytes) -> FsResult<u32> {
+        if offset < 0 {
+            return Err(errno(libc::EINVAL, "negative offset"));
+        }
+        let off = offset as u64;
+        let end = off.checked_add(data.len() as u64).ok_or_else(|| errno(libc::EFBIG, "offset overflow"))?;
+        if end > self.shared.max_file_size {
+            return Err(errno(libc::EFBIG, "write beyond the maximum file size"));
+        }
+        if !self.handles.borrow().contains_key(&fh) {
+            return Err(errno(libc::EBADF, "unknown file handle"));
+        }
+        let over_budget = {
+            let mut files = self.files.borrow_mut();
+            let f = files.entry(ino).or_default();
+            f.buffer.write(off, &data, self.shared.chunk_size);
+            f.buffer.bytes >= self.shared.write_buffer
+        };
+        self.note_size(ino);
+        if over_budget {
+            self.flush_file(ino).await?;
+        }
+        Ok(data.len() as u32)
+    }
+
+    /// Uploads the file's buffered slices and commits them (one flush at a time per file).
+    async fn flush_file(&self, ino: Ino) -> FsResult<()> {
+        let lock = match self.files.borrow().get(&ino) {
+            Some(f) => f.flush_lock.clone(),
+            None => return Ok(()),
+        };
+        let _g = lock.lock().await;
+        let slices = match self.files.borrow_mut().get_mut(&ino) {
+            Some(f) => {
+                if let Some(e) = f.write_error.take() {
+                    return Err(e);
+                }
+                let s = f.buffer.take_all();
+                for p in &s {
+                    let off = p.file_offset(self.shared.chunk_size);
+                    f.flushing.push(Flushing { off, data: Bytes::copy_from_slice(&p.data) });
+                }
+                s
+            }
+            None => return Ok(()),
+        };
+        if slices.is_empty() {
+            return Ok(());
+        }
+        let result = self.upload_and_commit(ino, slices).await;
+        let mut files = self.files.borrow_mut();
+        if let Some(f) = files.get_mut(&ino) {
+            match &result {
+                Ok(a) => {
+                    f.flushing.clear();
+                    f.size = a.size;
+                }
+                Err(_) => {
+                    // Keep the data: put it back as pending writes, older than anything newer.
+                    let back: Vec<Flushing> = f.flushing.drain(..).collect();
+                    let newer = std::mem::take(&mut f.buffer);
+                    for s in back {
+                        f.buffer.write(s.off, &s.data, self.shared.chunk_size);
+                    }
+                    for s in newer.slices {
+                        let off = s.file_offset(self.shared.chunk_size);
+                        f.buffer.write(off, &s.data, self.shared.chunk_size);
+                    }
+                }
+            }
+        }
+        drop(files);
+        self.note_size(ino);
+        result.map(|_| ())
+    }
+
+    async fn upload_and_commit(&self, ino: Ino, slices: Vec<crate::data::PendingSlice>) -> FsResult<Attr> {
+        let cs = self.shared.chunk_size;
+        let bs = self.shared.block_size as u32;
+        let mut commits = Vec::with_capacity(slices.len());
+        let mut uploads = Vec::new();
+        let mut end = 0u64;
+        for s in slices {
+            let id = self.meta().new_slice_id().await?;
+            let (chunk, pos, data) = freeze(s);
+            let len = data.len() as u32;
+            end = end.max(chunk as u64 * cs + pos as u64 + len as u64);
+            for k in 0..layout::block_count(len, bs) {
+                let blen = block_len(len, bs, k);
+                let key = layout::block_key(id, k, blen);
+                let body = data.slice((k * bs) as usize..(k * bs + blen) as usize);
+                let store = self.shared.store.clone();
+                uploads.push(async move { store.put(&key, body).await });
+            }
+            commits.push((chunk, SliceRef { pos, id, size: len, off: 0, len }));
+        }
+        try_join_all(uploads).await?;
+        let mut attr = None;
+        for group in commits.chunks(meta::ops::MAX_SLICES_PER_COMMIT) {
+            let a = self.meta().commit_slices(ino, group.to_vec(), end).await?;
+            if let Some(f) = self.files.borrow_mut().get_mut(&ino) {
+                for (c, r) in group {
+                    if let Some(refs) = f.chunks.get_mut(c) {
+                        Rc::make_mut(refs).push(*r);
+                    }
+                }
+            }
+            attr = Some(a);
+        }
+        attr.ok_or_else(|| errno(libc::EIO, "nothing committed"))
+    }
+
+    async fn chunk_refs(&self, ino: Ino, chunk: u32) -> FsResult<Rc<Vec<SliceRef>>> {
+        if let Some(r) = self.files.borrow().get(&ino).and_then(|f| f.chunks.get(&chunk).cloned()) {
+            return Ok(r);
+        }
+        let refs = Rc::new(self.meta().read_chunk(ino, chunk).await?);
+        if let Some(f) = self.files.borrow_mut().get_mut(&ino) {
+            if f.handles > 0 {
+                f.chunks.insert(chunk, refs.clone());
+            }
+        }
+        Ok(refs)
+    }
+
+    pub async fn read(&self, ino: Ino, fh: u64, offset: i64, size: u32) -> FsResult<Bytes> {
+        if offset < 0 {
+            return Err(errno(libc::EINVAL, "negative offset"));
+        }
+        if !self.handles.borrow().contains_key(&fh) {
+            return Err(errno(libc::EBADF, "unknown file handle"));
+        }
+        let off = offset as u64;
+        let (committed, local_end) = {
+            let files = self.files.borrow();
+            let f = files.get(&ino);
+            let committed = f.map(|f| f.size).unwrap_or(0);
+            let pending = f
+                .map(|f| f.buffer.end(self.shared.chunk_size).max(f.flushing.iter().map(|x| x.off + x.data.len() as u64).max().unwrap_or(0)))
+                .unwrap_or(0);
+            (committed, committed.max(pending))
+        };
+        if off >= local_end {
+            return Ok(Bytes::new());
+        }
+        let len = (size as u64).min(local_end - off) as usize;
+        let mut buf = vec![0u8; len];
+        let committed_len = committed.saturating_sub(off).min(len as u64) as usize;
+        if committed_len > 0 {
+            self.read_committed(ino, off, &mut buf[..committed_len]).await?;
+        }
+        {
+            let files = self.files.borrow();
+            if let Some(f) = files.get(&ino) {
+                for fl in &f.flushing {
+                    overlay_bytes(off, &mut buf, fl.off, &fl.data);
+                }
+                f.buffer.overlay(off, &mut buf, self.shared.chunk_size);
+            }
+        }
+        self.maybe_readahead(ino, off, len as u64, committed);
+        Ok(Bytes::from(buf))
+    }
+
+    async fn read_committed(&self, ino: Ino, off: u64, buf: &mut [u8]) -> FsResult<()> {
+        let cs = self.shared.chunk_size;
+        let mut done = 0usize;
+        let mut pieces = Vec::new();
+        while done < buf.len() {
+            let at = off + done as u64;
+            let chunk = (at / cs) as u32;
+            let pos = (at % cs) as u32;
+            let n = ((cs - pos as u64) as usize).min(buf.len() - done);
+            let refs = self.chunk_refs(ino, chunk).await?;
+            let mut cursor = done;
+            for seg in layout::resolve(&refs, pos..pos + n as u32) {
+                match seg {
+                    Segment::Zero { len } => cursor += len as usize,
+                    Segment::Data { id, size, slice_off, len } => {
+                        pieces.push((cursor, id, size, slice_off, len));
+                        cursor += len as usize;
+                    }
+                }
+            }
+            done += n;
+        }
+        let fetched = join_all(pieces.iter().map(|&(_, id, size, slice_off, len)| self.read_slice(id, size, slice_off, len))).await;
+        for ((at, _, _, _, len), data) in pieces.iter().zip(fetched) {
+            let data = data?;
+            buf[*at..*at + *len as usize].copy_from_slice(&data[..*len as usize]);
+        }
+        Ok(())
+    }
+
+    /// Bytes `[off, off + len)` of a stored slice, block by block through the cache.
+    async fn read_slice(&self, id: u64, size: u32, off: u32, len: u32) -> FsResult<Vec<u8>> {
+        let bs = self.shared.block_size as u32;
+        let first = off / bs;
+        let last = (off + len - 1) / bs;
+        let blocks = try_join_all((first..=last).map(|k| self.fetch_block(id, size, k))).await?;
+        let mut out = Vec::with_capacity(len as usize);
+        for (k, b) in (first..=last).zip(blocks) {
+            let start = if k == first { (off - k * bs) as usize } else { 0 };
+            let want = (len as usize - out.len()).min(b.len().saturating_sub(start));
+            if b.len() < start + want {
+                return Err(errno(libc::EIO, "short block"));
+            }
+            out.extend_from_slice(&b[start..start + want]);
+        }
+        if out.len() != len as usize {
+            return Err(errno(libc::EIO, "short slice read"));
+        }
+        Ok(out)
+    }
+
+    async fn fetch_block(&self, id: u64, size: u32, k: u32) -> FsResult<Bytes> {
+        let blen = block_len(size, self.shared.block_size as u32, k);
+        let key = layout::block_key(id, k, blen);
+        let store = self.shared.store.clone();
+        let k2 = key.clone();
+        self.cache
+            .get_or_fetch(&key, move || {
+                async move {
+                    let b = store.get(&k2, None).await.map_err(|e| e.to_string())?;
+                    if b.len() != blen as usize {
+                        return Err(format!("block {k2}: expected {blen} bytes, got {}", b.len()));
+                    }
+                    Ok(b)
+                }
+                .boxed_local()
+            })
+            .await
+            .map_err(|e| {
+                tracing::warn!(block = %key, error = %e, "block read failed");
+                errno(libc::EIO, &e)
+            })
+    }
+
+    /// Sequential reads widen a readahead window (up to `engine.readahead`) and fetch the
+    /// next blocks in the background; random reads reset it.
+    fn maybe_readahead(&self, ino: Ino, off: u64, len: u64, committed: u64) {
+        let window = {
+            let mut files = self.files.borrow_mut();
+            let Some(f) = files.get_mut(&ino) else { return };
+            let sequential = off == f.last_read_end && off > 0;
+            f.last_read_end = off + len;
+            if !sequential {
+                f.readahead_window = 0;
+                return;
+            }
+            f.readahead_window = (f.readahead_window * 2).clamp(self.shared.block_size, self.shared.readahead.max(self.shared.block_size));
+            f.readahead_window
+        };
+        let start = off + len;
+        let end = (start + window).min(committed);
+        if start >= end || self.shared.readahead == 0 {
+            return;
+        }
+        let cs = self.shared.chunk_size;
+        let bs = self.shared.block_size;
+        let mut at = start;
+        let mut wanted = Vec::new();
+        while at < end {
+            let chunk = (at / cs) as u32;
+            let pos = (at % cs) as u32;
+            let n = ((cs - pos as u64).min(end - at)) as u32;
+            if let Some(refs) = self.files.borrow().get(&ino).and_then(|f| f.chunks.get(&chunk).cloned()) {
+                for seg in layout::resolve(&refs, pos..pos + n) {
+                    if let Segment::Data { id, size, slice_off, len } = seg {
+                        let (first, last) = (slice_off / bs as u32, (slice_off + len - 1) / bs as u32);
+                        for k in first..=last {
+                            wanted.push((id, size, k));
+                        }
+                    }
+                }
+            }
+            at += n as u64;
+        }
+        for (id, size, k) in wanted {
+            let blen = block_len(size, bs as u32, k);
+            let key = layout::block_key(id, k, blen);
+            if self.cache.get(&key).is_some() || self.cache.is_inflight(&key) {
+                continue;
+            }
+            let store = self.shared.store.clone();
+            let cache = self.cache.clone();
+            // A local task on this worker: the cache is per worker, no locks.
+            tokio::task::spawn_local(async move {
+                let k2 = key.clone();
+                let _ = cache
+                    .get_or_fetch(&key, move || async move { store.get(&k2, None).await.map_err(|e| e.to_string()) }.boxed_local())
+                    .await;
+            });
+        }
+    }
+
+    pub async fn flush(&self, ino: Ino, _fh: u64, _lock_owner: u64) -> FsResult<()> {
+        self.flush_file(ino).await
+    }
+
+    pub async fn fsync(&self, ino: Ino, _fh: u64, _datasync: bool) -> FsResult<()> {
+        self.flush_file(ino).await
+    }
+
+    pub async fn release(&self, ino: Ino, fh: u64, _flags: i32) -> FsResult<()> {
+        let flushed = self.flush_file(ino).await;
+        if self.handles.borrow_mut().remove(&fh).is_none() {
+            return flushed;
+        }
+        let last = {
+            let mut files = self.files.borrow_mut();
+            let last = match files.get_mut(&ino) {
+                Some(f) => {
+                    f.handles = f.handles.saturating_sub(1);
+                    f.handles == 0 && f.buffer.is_empty() && f.flushing.is_empty()
+                }
+                None => true,
+            };
+            if last {
+                files.remove(&ino);
+            }
+            last
+        };
+        let now_closed = {
+            let mut oc = self.shared.open_counts.lock();
+            let c = oc.entry(ino).or_insert(1);
+            *c = c.saturating_sub(1);
+            let closed = *c == 0;
+            if closed {
+                oc.remove(&ino);
+            }
+            closed
+        };
+        if last {
+            self.shared.dirty_sizes.lock().remove(&ino);
+        }
+        if now_closed {
+            // An unlinked file's last close deletes it.
+            self.meta().release_sustained(ino).await?;
+            self.shared.deleter_wake.notify_one();
+        }
+        flushed
+    }
+
+    pub async fn fallocate(&self, ino: Ino, _fh: u64, offset: i64, length: i64, mode: i32) -> FsResult<()> {
+        if offset < 0 || length <= 0 {
+            return Err(errno(libc::EINVAL, "fallocate range"));
+        }
+        let end = (offset as u64).checked_add(length as u64).ok_or_else(|| errno(libc::EFBIG, "range"))?;
+        if end > self.shared.max_file_size {
+            return Err(errno(libc::EFBIG, "fallocate beyond the maximum file size"));
+        }
+        if mode & !libc::FALLOC_FL_KEEP_SIZE != 0 {
+            return Err(errno(libc::EOPNOTSUPP, "fallocate mode"));
+        }
+        self.flush_file(ino).await?;
+        let a = self.meta().getattr(ino).await?;
+        if a.kind != FileKind::File {
+            return Err(errno(libc::ENODEV, "fallocate of a non-regular file"));
+        }
+        if mode & libc::FALLOC_FL_KEEP_SIZE == 0 && end > a.size {
+            let a = self.meta().setattr(ino, meta::SetAttr { size: Some(end), ..Default::default() }).await?;
+            if let Some(f) = self.files.borrow_mut().get_mut(&ino) {
+                f.size = a.size;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn lseek(&self, ino: Ino, _fh: u64, offset: i64, whence: i32) -> FsResult<i64> {
+        let size = self.getattr(ino, None).await?.size as i64;
+        match whence {
+            libc::SEEK_DATA if offset < size => Ok(offset),
+            libc::SEEK_HOLE if offset < size => Ok(size),
+            libc::SEEK_DATA | libc::SEEK_HOLE => Err(errno(libc::ENXIO, "seek past the end")),
+            _ => Err(errno(libc::EINVAL, "whence")),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn copy_file_range(
+        &self,
+        _ino_in: Ino,
+        _fh_in: u64,
+        _off_in: i64,
+        _ino_out: Ino,
+        _fh_out: u64,
+        _off_out: i64,
+        _len: u64,
+        _flags: u32,
+    ) -> FsResult<u32> {
+        // The kernel falls back to a plain read/write copy.
+        Err(errno(libc::ENOSYS, "copy_file_range: kernel copies"))
+    }
+
+    /// Flushes every file this worker has buffered writes for.
+    pub async fn flush_all(&self) -> FsResult<()> {
+        let inos: Vec<Ino> = self.files.borrow().keys().copied().collect();
+        let mut first_err = None;
+        for ino in inos {
+            if let Err(e) = self.flush_file(ino).await {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+fn overlay_bytes(off: u64, buf: &mut [u8], s_start: u64, data: &[u8]) {
+    let end = off + buf.len() as u64;
+    let s_end = s_start + data.len() as u64;
+    let (a, b) = (s_start.max(off), s_end.min(end));
+    if a < b {
+        buf[(a - off) as usize..(b - off) as usize].copy_from_slice(&data[(a - s_start) as usize..(b - s_start) as usize]);
+    }
+}

@@ -1,0 +1,1648 @@
+//! [`SwiftClient`]: the Swift object API over hyper's keep-alive pool, with auth, retries,
+//! backpressure and checksums.
+//!
+//! ## Request life cycle ([`SwiftClient::execute`])
+//! 1. get a token from the shared [`AuthState`] (may wait for the single in-flight refresh);
+//! 2. take one of `max_in_flight` semaphore permits, so that callers wait instead of piling
+//!    up an unbounded queue of requests inside hyper (the permit is held until the response
+//!    body has been read, or, for [`SwiftClient::get_stream`], until the stream is dropped);
+//! 3. send, under the progress-based `request_timeout` (see [`crate::body`]);
+//! 4. classify: 401 → invalidate the token and repeat once; 5xx, 408, 429, 498, connect
+//!    errors, timeouts and broken connections → back off ([`crate::retry`]) and repeat, up to
+//!    `retries` times; anything else is handed to the operation, which maps it to a result or
+//!    a typed [`SwiftError`].
+//!
+//! ## Which requests are repeated
+//! A request is repeated only if its body can be sent again. `Bytes` bodies (every
+//! `put_object`, manifests, bulk-delete lists) are replayable: cloning `Bytes` is a refcount
+//! bump. A streamed body ([`SwiftClient::put_object_stream`]) is consumed by the first
+//! attempt, so that PUT is tried once, unless the caller supplies a closure that recreates
+//! the stream ([`SwiftClient::put_object_stream_with_replay`]). All our requests are
+//! idempotent (PUT of the same bytes, GET, HEAD, DELETE, bulk delete), so repeating one is
+//! safe; a DELETE whose first answer was lost may report `NotFound` on the repeat.
+//!
+//! ## Threads and runtimes
+//! The hyper pool spawns its connection tasks on the runtime that is current when a
+//! connection is made, so one pool should be used from one runtime. The engine runs one
+//! current-thread runtime per worker and gives each its own [`SwiftClient::fork`]: a new pool
+//! and semaphore, the same token cache.
+
+use std::future::Future;
+use std::ops::Range;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures::stream::{FuturesOrdered, StreamExt, TryStreamExt};
+use futures::Stream;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use md5::{Digest, Md5};
+use parking_lot::Mutex;
+use serde::Deserialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::Instrument;
+
+use crate::auth::{AuthConfig, AuthState};
+use crate::body::{with_idle_timeout, ByteStream, Progress, ReqBody};
+use crate::encode::{check_container, check_object, encode_container, encode_object, encode_query};
+use crate::error::{is_retryable_status, BoxError, Result, SwiftError};
+use crate::retry::{parse_retry_after, Backoff};
+use crate::types::{
+    BulkDeleteReport, ContainerMeta, ListEntry, ListOptions, ListPage, ObjectMeta, PutInfo,
+    SloSegment,
+};
+
+/// Swift's bulk middleware refuses more deletes than this per request
+/// (`max_deletes_per_request`).
+pub const BULK_DELETE_MAX: usize = 10_000;
+
+/// Swift's default `container_listing_limit`: the largest page it returns.
+pub const LISTING_MAX: u32 = 10_000;
+
+/// Bodies at least this large are hashed on tokio's blocking pool, so a worker's
+/// current-thread runtime is not stalled for the ~2 ms/MiB md5 costs.
+const MD5_OFFLOAD: usize = 1 << 20;
+
+/// Segments of `put_large` uploaded concurrently (memory: this many segments).
+const LARGE_CONCURRENCY: usize = 4;
+
+/// A stream of object bytes from [`SwiftClient::get_stream`].
+pub type ObjectStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send + 'static>>;
+
+/// Client configuration. [`SwiftConfig::new`] fills in the defaults.
+#[derive(Debug, Clone)]
+pub struct SwiftConfig {
+    pub auth: AuthConfig,
+    /// Use this account URL instead of the one auth returns (e.g. to bypass a load
+    /// balancer, or in tests to point at a closed port).
+    pub storage_url_override: Option<String>,
+    /// Idle keep-alive connections kept per host (default 64). Concurrency itself is
+    /// bounded by `max_in_flight`.
+    pub max_connections: usize,
+    /// Requests in flight per client fork (default 32); further callers wait.
+    pub max_in_flight: usize,
+    /// Retries after the first attempt (default 5).
+    pub retries: u32,
+    /// First backoff bound (default 100 ms); doubles per retry, full jitter.
+    pub retry_base: Duration,
+    /// Largest backoff, and cap on `Retry-After` (default 5 s).
+    pub retry_max: Duration,
+    /// TCP connect timeout (default 5 s).
+    pub connect_timeout: Duration,
+    /// Abandon an attempt after this long without progress (default 60 s; see
+    /// [`crate::body`] for why it is not a total deadline).
+    pub request_timeout: Duration,
+}
+
+impl SwiftConfig {
+    /// A configuration with the default limits.
+    pub fn new(auth: AuthConfig) -> Self {
+        SwiftConfig {
+            auth,
+            storage_url_override: None,
+            max_connections: 64,
+            max_in_flight: 32,
+            retries: 5,
+            retry_base: Duration::from_millis(100),
+            retry_max: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(60),
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let mut urls = vec![self.auth.endpoint()];
+        urls.extend(self.storage_url_override.clone());
+        for u in urls {
+            let uri: Uri = u
+                .parse()
+                .map_err(|e| SwiftError::Config(format!("bad URL {u:?}: {e}")))?;
+            match uri.scheme_str() {
+                Some("http") => {}
+                Some("https") => {
+                    return Err(SwiftError::Config(format!(
+                        "{u}: https is not supported by this build (plain http only)"
+                    )))
+                }
+                _ => return Err(SwiftError::Config(format!("{u}: URL must start with http://"))),
+            }
+            if uri.authority().is_none() {
+                return Err(SwiftError::Config(format!("{u}: URL has no host")));
+            }
+        }
+        if self.max_in_flight == 0 || self.max_connections == 0 {
+            return Err(SwiftError::Config(
+                "max_in_flight and max_connections must be at least 1".into(),
+            ));
+        }
+        if let AuthConfig::Keystone { interface, .. } = &self.auth {
+            if interface.is_empty() {
+                return Err(SwiftError::Config("Keystone interface is empty".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A Swift client. Cheap to clone (clones share the pool); see [`SwiftClient::fork`] for
+/// one per runtime.
+#[derive(Clone)]
+pub struct SwiftClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: Client<HttpConnector, ReqBody>,
+    permits: Arc<Semaphore>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    config: SwiftConfig,
+    auth: AuthState,
+}
+
+impl std::fmt::Debug for SwiftClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SwiftClient")
+            .field("config", &self.inner.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the retry loop does with a request body on each attempt.
+enum CallBody {
+    Empty,
+    Bytes(Bytes),
+    Stream {
+        first: Option<ReqBody>,
+        replay: Option<Box<dyn FnMut() -> ReqBody + Send>>,
+    },
+}
+
+impl CallBody {
+    /// The body for the next attempt, `None` if it cannot be sent again.
+    fn next(&mut self) -> Option<ReqBody> {
+        match self {
+            CallBody::Empty => Some(ReqBody::empty()),
+            CallBody::Bytes(b) => Some(ReqBody::bytes(b.clone())),
+            CallBody::Stream { first, replay } => first.take().or_else(|| replay.as_mut().map(|f| f())),
+        }
+    }
+
+    fn replayable(&self) -> bool {
+        match self {
+            CallBody::Stream { first, replay } => first.is_some() || replay.is_some(),
+            _ => true,
+        }
+    }
+}
+
+/// One request, as the retry loop sees it.
+struct Call<'a> {
+    op: &'static str,
+    method: Method,
+    container: Option<&'a str>,
+    object: Option<&'a str>,
+    /// Already encoded, without the `?`.
+    query: Option<String>,
+    headers: HeaderMap,
+    body: CallBody,
+}
+
+impl<'a> Call<'a> {
+    fn new(op: &'static str, method: Method, container: Option<&'a str>, object: Option<&'a str>) -> Self {
+        Call {
+            op,
+            method,
+            container,
+            object,
+            query: None,
+            headers: HeaderMap::new(),
+            body: CallBody::Empty,
+        }
+    }
+
+    fn query(mut self, q: impl Into<String>) -> Self {
+        self.query = Some(q.into());
+        self
+    }
+
+    fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.insert(name, value);
+        self
+    }
+
+    fn body(mut self, body: CallBody) -> Self {
+        self.body = body;
+        self
+    }
+}
+
+/// A response handed to an operation's handler, with what it needs for error messages.
+pub(crate) struct Attempt {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    body: Incoming,
+    permit: OwnedSemaphorePermit,
+    progress: Progress,
+    method: Method,
+    url: String,
+    container: Option<String>,
+    object: Option<String>,
+    idle: Duration,
+}
+
+impl Attempt {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+    }
+
+    fn etag(&self) -> String {
+        self.header("etag").unwrap_or("").trim_matches('"').to_string()
+    }
+
+    fn content_length(&self) -> Option<u64> {
+        self.header("content-length").and_then(|v| v.parse().ok())
+    }
+
+    fn is_large_object(&self) -> bool {
+        self.header("x-static-large-object")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+            || self.header("x-object-manifest").is_some()
+    }
+
+    fn object_path(&self) -> String {
+        format!(
+            "{}/{}",
+            self.container.as_deref().unwrap_or(""),
+            self.object.as_deref().unwrap_or("")
+        )
+    }
+
+    /// Reads the whole body. Avoids a copy when it arrives as one chunk.
+    async fn read_all(mut self) -> Result<Bytes> {
+        const PREALLOC_MAX: u64 = 256 << 20;
+        let mut first: Option<Bytes> = None;
+        let mut buf: Option<BytesMut> = None;
+        while let Some(frame) = self.body.frame().await {
+            let frame = frame.map_err(|e| SwiftError::Io {
+                context: format!("reading body of {} {}", self.method, self.url),
+                source: Arc::new(e),
+            })?;
+            self.progress.bump();
+            let Ok(data) = frame.into_data() else { continue };
+            if data.is_empty() {
+                continue;
+            }
+            match (&mut first, &mut buf) {
+                (None, None) => first = Some(data),
+                (Some(f), None) => {
+                    let cap = self.content_length().unwrap_or(0).min(PREALLOC_MAX) as usize;
+                    let mut b = BytesMut::with_capacity(cap.max(f.len() + data.len()));
+                    b.extend_from_slice(f);
+                    b.extend_from_slice(&data);
+                    first = None;
+                    buf = Some(b);
+                }
+                (_, Some(b)) => b.extend_from_slice(&data),
+            }
+        }
+        drop(self.permit);
+        Ok(match (first, buf) {
+            (_, Some(b)) => b.freeze(),
+            (Some(f), None) => f,
+            (None, None) => Bytes::new(),
+        })
+    }
+
+    /// Reads (up to a limit) and discards the body so the connection can be reused.
+    async fn drain(mut self) -> Bytes {
+        const LIMIT: usize = 64 << 10;
+        let mut out = BytesMut::new();
+        while let Some(Ok(frame)) = self.body.frame().await {
+            self.progress.bump();
+            if let Ok(d) = frame.into_data() {
+                if out.len() < LIMIT {
+                    let take = d.len().min(LIMIT - out.len());
+                    out.extend_from_slice(&d[..take]);
+                } else {
+                    break;
+                }
+            }
+        }
+        out.freeze()
+    }
+
+    /// Maps a status the operation did not expect to a typed error.
+    async fn into_error(self) -> SwiftError {
+        let status = self.status.as_u16();
+        let method = self.method.to_string();
+        let url = self.url.clone();
+        let container = self.container.clone();
+        let object = self.object.clone();
+        match status {
+            404 => {
+                self.drain().await;
+                SwiftError::NotFound {
+                    container: container.unwrap_or_default(),
+                    object,
+                }
+            }
+            401 => {
+                self.drain().await;
+                SwiftError::Unauthorized { method, url }
+            }
+            403 => {
+                self.drain().await;
+                SwiftError::Forbidden { method, url }
+            }
+            _ => {
+                let body = self.drain().await;
+                SwiftError::Http {
+                    status,
+                    method,
+                    url,
+                    body_snippet: one_line(&String::from_utf8_lossy(&body), 300),
+                }
+            }
+        }
+    }
+
+    /// Turns the response body into a stream that keeps the permit until it ends.
+    fn into_stream(self) -> ObjectStream {
+        let Attempt {
+            body,
+            permit,
+            method,
+            url,
+            idle,
+            ..
+        } = self;
+        let state = Some((body, permit));
+        Box::pin(futures::stream::unfold(state, move |state| {
+            let method = method.clone();
+            let url = url.clone();
+            async move {
+                let (mut body, permit) = state?;
+                loop {
+                    match tokio::time::timeout(idle, body.frame()).await {
+                        Err(_) => {
+                            let e = SwiftError::Timeout {
+                                op: format!("reading body of {method} {url}"),
+                                after: idle,
+                            };
+                            return Some((Err(e), None));
+                        }
+                        Ok(None) => return None,
+                        Ok(Some(Err(e))) => {
+                            let e = SwiftError::Io {
+                                context: format!("reading body of {method} {url}"),
+                                source: Arc::new(e),
+                            };
+                            return Some((Err(e), None));
+                        }
+                        Ok(Some(Ok(frame))) => match frame.into_data() {
+                            Ok(d) if !d.is_empty() => return Some((Ok(d), Some((body, permit)))),
+                            _ => continue,
+                        },
+                    }
+                }
+            }
+        }))
+    }
+}
+
+/// What one attempt came to.
+enum Step<T> {
+    Done(T),
+    Unauthorized,
+    Retry(SwiftError, Option<Duration>),
+}
+
+/// Collapses a server-provided text to one short line for error messages.
+pub(crate) fn one_line(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max));
+    let mut last_space = true;
+    for c in s.chars() {
+        let c = if c.is_control() || c.is_whitespace() { ' ' } else { c };
+        if c == ' ' {
+            if last_space {
+                continue;
+            }
+            last_space = true;
+        } else {
+            last_space = false;
+        }
+        if out.len() + c.len_utf8() > max {
+            out.push('…');
+            break;
+        }
+        out.push(c);
+    }
+    out.trim_end().to_string()
+}
+
+/// md5 hex of `data`, on the blocking pool when large (see [`MD5_OFFLOAD`]).
+pub(crate) async fn md5_hex(data: &Bytes) -> String {
+    if data.len() >= MD5_OFFLOAD {
+        let d = data.clone();
+        if let Ok(h) = tokio::task::spawn_blocking(move || hex::encode(Md5::digest(&d))).await {
+            return h;
+        }
+    }
+    hex::encode(Md5::digest(data))
+}
+
+fn is_md5_hex(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn hv(s: &str) -> Result<HeaderValue> {
+    HeaderValue::from_str(s).map_err(|_| SwiftError::Config(format!("invalid header value {s:?}")))
+}
+
+fn endpoint_of(uri: &Uri) -> String {
+    format!(
+        "{}://{}",
+        uri.scheme_str().unwrap_or("http"),
+        uri.authority().map_or("?", |a| a.as_str())
+    )
+}
+
+fn map_send_error(e: hyper_util::client::legacy::Error, method: &Method, uri: &Uri) -> SwiftError {
+    if e.is_connect() {
+        SwiftError::Connect {
+            endpoint: endpoint_of(uri),
+            source: Arc::new(e),
+        }
+    } else {
+        SwiftError::Io {
+            context: format!("{method} {uri}"),
+            source: Arc::new(e),
+        }
+    }
+}
+
+fn status_retry_error(status: u16, method: &Method, url: &str, attempts: u32, body: &[u8]) -> SwiftError {
+    if matches!(status, 429 | 498) {
+        SwiftError::Throttled {
+            status,
+            method: method.to_string(),
+            url: url.to_string(),
+            attempts,
+        }
+    } else {
+        SwiftError::Http {
+            status,
+            method: method.to_string(),
+            url: url.to_string(),
+            body_snippet: one_line(&String::from_utf8_lossy(body), 300),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RawBulkReport {
+    #[serde(rename = "Number Deleted", default)]
+    deleted: u64,
+    #[serde(rename = "Number Not Found", default)]
+    not_found: u64,
+    #[serde(rename = "Errors", default)]
+    errors: Vec<Vec<serde_json::Value>>,
+    #[serde(rename = "Response Status", default)]
+    status: String,
+    #[serde(rename = "Response Body", default)]
+    body: String,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawListEntry {
+    Subdir {
+        subdir: String,
+    },
+    Object {
+        name: String,
+        #[serde(default)]
+        bytes: u64,
+        #[serde(default)]
+        hash: String,
+    },
+}
+
+impl SwiftClient {
+    /// Builds a client. No I/O happens here: the first request authenticates (or call
+    /// [`SwiftClient::authenticate`] to fail fast). Needs no runtime; must be *used* inside
+    /// a tokio runtime (current-thread is fine).
+    pub fn new(config: SwiftConfig) -> Result<Self> {
+        config.validate()?;
+        let auth = AuthState::new(config.auth.clone(), config.storage_url_override.clone());
+        let shared = Arc::new(Shared { config, auth });
+        Ok(Self::with_shared(shared))
+    }
+
+    fn with_shared(shared: Arc<Shared>) -> Self {
+        let cfg = &shared.config;
+        let mut conn = HttpConnector::new();
+        conn.set_connect_timeout(Some(cfg.connect_timeout));
+        conn.set_nodelay(true);
+        conn.set_keepalive(Some(Duration::from_secs(60)));
+        // Swift's proxy drops idle keep-alive connections after `client_timeout` (60 s);
+        // expiring ours well before avoids writing into a socket the server is closing.
+        let http = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(cfg.max_connections)
+            .pool_idle_timeout(Duration::from_secs(20))
+            .pool_timer(TokioTimer::new())
+            .build(conn);
+        SwiftClient {
+            inner: Arc::new(Inner {
+                http,
+                permits: Arc::new(Semaphore::new(cfg.max_in_flight)),
+                shared,
+            }),
+        }
+    }
+
+    /// A client with its own connection pool and in-flight limit, sharing this client's
+    /// configuration and token cache. Use one fork per runtime (per worker thread).
+    pub fn fork(&self) -> SwiftClient {
+        Self::with_shared(self.inner.shared.clone())
+    }
+
+    /// The configuration this client was built with.
+    pub fn config(&self) -> &SwiftConfig {
+        &self.inner.shared.config
+    }
+
+    /// Obtains a token now (instead of on the first request), to report bad credentials
+    /// at mount time.
+    pub async fn authenticate(&self) -> Result<()> {
+        self.inner.shared.auth.token(self).await.map(|_| ())
+    }
+
+    /// The account URL in use, once authenticated.
+    pub fn storage_url(&self) -> Option<String> {
+        self.inner.shared.auth.storage_url()
+    }
+
+    /// Test hook: makes the cached token look expired so the next request refreshes it.
+    #[doc(hidden)]
+    pub fn invalidate_token_for_test(&self) {
+        self.inner.shared.auth.expire_now();
+    }
+
+    /// Test hook: replaces the cached token with a bogus one (same expiry), so the next
+    /// request meets a 401 and must re-authenticate.
+    #[doc(hidden)]
+    pub fn corrupt_token_for_test(&self) {
+        self.inner.shared.auth.corrupt();
+    }
+
+    /// Number of auth requests made by this client and its forks (for tests and metrics).
+    pub fn auth_requests(&self) -> u64 {
+        self.inner.shared.auth.refresh_count()
+    }
+
+    fn backoff(&self) -> Backoff {
+        let c = &self.inner.shared.config;
+        Backoff {
+            retries: c.retries,
+            base: c.retry_base,
+            max: c.retry_max,
+        }
+    }
+
+    /// A request without token, retried on transport errors and retryable statuses; used
+    /// for auth. Returns the final status whatever it is.
+    pub(crate) async fn raw_request(
+        &self,
+        method: Method,
+        url: &str,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<(StatusCode, HeaderMap, Bytes)> {
+        const LIMIT: usize = 16 << 20;
+        let cfg = &self.inner.shared.config;
+        let backoff = self.backoff();
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| SwiftError::Config(format!("bad URL {url:?}: {e}")))?;
+        let mut retry = 0;
+        loop {
+            let progress = Progress::new();
+            let mut req = Request::builder()
+                .method(method.clone())
+                .uri(uri.clone())
+                .body(ReqBody::bytes(body.clone()).with_progress(progress.clone()))
+                .map_err(|e| SwiftError::Config(format!("cannot build request to {url}: {e}")))?;
+            req.headers_mut().extend(headers.clone());
+            let started = Instant::now();
+            let attempt = async {
+                let resp = self
+                    .inner
+                    .http
+                    .request(req)
+                    .await
+                    .map_err(|e| map_send_error(e, &method, &uri))?;
+                let (parts, mut body) = resp.into_parts();
+                let mut buf = BytesMut::new();
+                while let Some(frame) = body.frame().await {
+                    let frame = frame.map_err(|e| SwiftError::Io {
+                        context: format!("reading body of {method} {url}"),
+                        source: Arc::new(e),
+                    })?;
+                    progress.bump();
+                    if let Ok(d) = frame.into_data() {
+                        if buf.len() + d.len() > LIMIT {
+                            return Err(SwiftError::Http {
+                                status: parts.status.as_u16(),
+                                method: method.to_string(),
+                                url: url.to_string(),
+                                body_snippet: format!("response body larger than {LIMIT} bytes"),
+                            });
+                        }
+                        buf.extend_from_slice(&d);
+                    }
+                }
+                Ok((parts.status, parts.headers, buf.freeze()))
+            };
+            let res = match with_idle_timeout(attempt, &progress, cfg.request_timeout).await {
+                Some(r) => r,
+                None => Err(SwiftError::Timeout {
+                    op: format!("{method} {url}"),
+                    after: cfg.request_timeout,
+                }),
+            };
+            tracing::debug!(
+                %method, url, attempt = retry + 1,
+                status = res.as_ref().ok().map(|r| r.0.as_u16()),
+                latency_ms = started.elapsed().as_millis() as u64,
+                "auth request"
+            );
+            let (err, retry_after) = match res {
+                Ok((status, h, b)) if is_retryable_status(status.as_u16()) && retry < backoff.retries => {
+                    let ra = h.get("retry-after").and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
+                    (status_retry_error(status.as_u16(), &method, url, retry + 1, &b), ra)
+                }
+                Ok(r) => return Ok(r),
+                Err(e) if e.is_retryable() && retry < backoff.retries => (e, None),
+                Err(e) => return Err(e),
+            };
+            tracing::debug!(error = %err, "retrying auth request");
+            tokio::time::sleep(backoff.delay(retry, retry_after)).await;
+            retry += 1;
+        }
+    }
+
+    /// The retry loop shared by all operations; see the module docs.
+    async fn execute<T, F, Fut>(&self, call: Call<'_>, handle: F) -> Result<T>
+    where
+        F: FnMut(Attempt) -> Fut + Send,
+        Fut: Future<Output = Result<T>> + Send,
+        T: Send,
+    {
+        let span = tracing::debug_span!(
+            "swift",
+            op = call.op,
+            container = call.container,
+            object = call.object
+        );
+        self.execute_inner(call, handle).instrument(span).await
+    }
+
+    async fn execute_inner<T, F, Fut>(&self, call: Call<'_>, mut handle: F) -> Result<T>
+    where
+        F: FnMut(Attempt) -> Fut + Send,
+        Fut: Future<Output = Result<T>> + Send,
+    {
+        let Call {
+            method,
+            container,
+            object,
+            query,
+            headers,
+            mut body,
+            ..
+        } = call;
+        let shared = &self.inner.shared;
+        let idle = shared.config.request_timeout;
+        let backoff = self.backoff();
+        let mut path = String::new();
+        if let Some(c) = container {
+            path.push('/');
+            path.push_str(&encode_container(c));
+            if let Some(o) = object {
+                path.push('/');
+                path.push_str(&encode_object(o));
+            }
+        }
+        if let Some(q) = &query {
+            path.push('?');
+            path.push_str(q);
+        }
+        let mut retry: u32 = 0;
+        let mut reauthed = false;
+        loop {
+            let token = shared.auth.token(self).await?;
+            let url = format!("{}{}", token.storage_url, path);
+            let uri: Uri = url
+                .parse()
+                .map_err(|e| SwiftError::Config(format!("bad request URL {url:?}: {e}")))?;
+            let Some(req_body) = body.next() else {
+                return Err(SwiftError::Config(format!(
+                    "{method} {url}: streamed body already consumed and no replay given"
+                )));
+            };
+            let progress = Progress::new();
+            let mut req = Request::builder()
+                .method(method.clone())
+                .uri(uri.clone())
+                .header("x-auth-token", token.value.clone())
+                .body(req_body.with_progress(progress.clone()))
+                .map_err(|e| SwiftError::Config(format!("cannot build request {url}: {e}")))?;
+            req.headers_mut().extend(headers.clone());
+
+            let permit = self
+                .inner
+                .permits
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| SwiftError::Config("client semaphore closed".into()))?;
+            let started = Instant::now();
+            let attempt_no = retry + 1;
+            let attempt = async {
+                let resp: Response<Incoming> = self
+                    .inner
+                    .http
+                    .request(req)
+                    .await
+                    .map_err(|e| map_send_error(e, &method, &uri))?;
+                progress.bump();
+                let (parts, resp_body) = resp.into_parts();
+                let status = parts.status.as_u16();
+                tracing::debug!(
+                    %method, status, attempt = attempt_no,
+                    latency_ms = started.elapsed().as_millis() as u64,
+                    "swift response"
+                );
+                let a = Attempt {
+                    status: parts.status,
+                    headers: parts.headers,
+                    body: resp_body,
+                    permit,
+                    progress: progress.clone(),
+                    method: method.clone(),
+                    url: url.clone(),
+                    container: container.map(str::to_string),
+                    object: object.map(str::to_string),
+                    idle,
+                };
+                if status == 401 {
+                    a.drain().await;
+                    return Ok(Step::Unauthorized);
+                }
+                if is_retryable_status(status) {
+                    let ra = a
+                        .header("retry-after")
+                        .and_then(parse_retry_after);
+                    let b = a.drain().await;
+                    return Ok(Step::Retry(
+                        status_retry_error(status, &method, &url, attempt_no, &b),
+                        ra,
+                    ));
+                }
+                handle(a).await.map(Step::Done)
+            };
+            let outcome = match with_idle_timeout(attempt, &progress, idle).await {
+                Some(r) => r,
+                None => Err(SwiftError::Timeout {
+                    op: format!("{method} {url}"),
+                    after: idle,
+                }),
+            };
+            let (err, retry_after) = match outcome {
+                Ok(Step::Done(v)) => return Ok(v),
+                Ok(Step::Unauthorized) => {
+                    if !reauthed && body.replayable() {
+                        tracing::debug!(%method, url, "401: re-authenticating once");
+                        reauthed = true;
+                        shared.auth.invalidate(token.generation);
+                        continue;
+                    }
+                    return Err(SwiftError::Unauthorized {
+                        method: method.to_string(),
+                        url,
+                    });
+                }
+                Ok(Step::Retry(e, ra)) => (e, ra),
+                Err(e) if e.is_retryable() => (e, None),
+                Err(e) => {
+                    tracing::debug!(%method, url, error = %e, "swift request failed");
+                    return Err(e);
+                }
+            };
+            if retry >= backoff.retries || !body.replayable() {
+                tracing::debug!(%method, url, error = %err, attempts = attempt_no, "giving up");
+                return Err(err);
+            }
+            let delay = backoff.delay(retry, retry_after);
+            tracing::debug!(%method, url, error = %err, attempt = attempt_no, delay_ms = delay.as_millis() as u64, "retrying");
+            tokio::time::sleep(delay).await;
+            retry += 1;
+        }
+    }
+
+    // ---------------------------------------------------------------- objects
+
+    /// Uploads an object. With `verify_md5` the md5 is sent as `ETag`, so Swift refuses a
+    /// body damaged in transit (422 → [`SwiftError::Corrupt`]); the returned ETag is also
+    /// compared. Retried (the body is `Bytes`).
+    pub async fn put_object(
+        &self,
+        container: &str,
+        name: &str,
+        body: Bytes,
+        verify_md5: bool,
+    ) -> Result<PutInfo> {
+        check_object(container, name)?;
+        let md5 = if verify_md5 {
+            Some(md5_hex(&body).await)
+        } else {
+            None
+        };
+        self.put_with_md5(container, name, body, md5.as_deref()).await
+    }
+
+    /// PUT with a caller-chosen ETag (what `put_object` computes). Exposed for tests that
+    /// need to send a wrong checksum on purpose.
+    #[doc(hidden)]
+    pub async fn put_with_md5(
+        &self,
+        container: &str,
+        name: &str,
+        body: Bytes,
+        md5: Option<&str>,
+    ) -> Result<PutInfo> {
+        check_object(container, name)?;
+        let mut call = Call::new("put_object", Method::PUT, Some(container), Some(name))
+            .header(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            )
+            .body(CallBody::Bytes(body));
+        if let Some(m) = md5 {
+            call = call.header(http::header::ETAG, hv(m)?);
+        }
+        self.execute(call, move |a| async move {
+            match a.status.as_u16() {
+                200..=299 => {
+                    let etag = a.etag();
+                    let path = a.object_path();
+                    a.drain().await;
+                    if let Some(m) = md5 {
+                        if !etag.eq_ignore_ascii_case(m) {
+                            return Err(SwiftError::Corrupt {
+                                object: path,
+                                expected: m.to_string(),
+                                actual: etag,
+                            });
+                        }
+                    }
+                    Ok(PutInfo { etag })
+                }
+                422 if md5.is_some() => {
+                    let path = a.object_path();
+                    a.drain().await;
+                    Err(SwiftError::Corrupt {
+                        object: path,
+                        expected: md5.unwrap_or_default().to_string(),
+                        actual: "a different md5 (Swift answered 422 Unprocessable Entity)".into(),
+                    })
+                }
+                _ => Err(a.into_error().await),
+            }
+        })
+        .await
+    }
+
+    /// Uploads an object from a stream, tried once (a stream cannot be sent twice; see
+    /// [`SwiftClient::put_object_stream_with_replay`]). With `content_length` the request
+    /// carries `Content-Length` and fails if the stream yields a different amount; without
+    /// it the body is sent chunked. The md5 is computed while streaming and compared with
+    /// the ETag Swift returns.
+    pub async fn put_object_stream<S, E>(
+        &self,
+        container: &str,
+        name: &str,
+        body: S,
+        content_length: Option<u64>,
+    ) -> Result<PutInfo>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        check_object(container, name)?;
+        let slot = Arc::new(Mutex::new(None));
+        let stream = hashing(body.map_err(Into::into).boxed(), slot.clone());
+        let body = CallBody::Stream {
+            first: Some(ReqBody::stream(stream, content_length)),
+            replay: None,
+        };
+        self.put_stream_call(container, name, body, slot).await
+    }
+
+    /// Like [`SwiftClient::put_object_stream`], but `make_body` recreates the stream for
+    /// every attempt, so the PUT is retried like a `Bytes` one.
+    pub async fn put_object_stream_with_replay<F, S, E>(
+        &self,
+        container: &str,
+        name: &str,
+        mut make_body: F,
+        content_length: Option<u64>,
+    ) -> Result<PutInfo>
+    where
+        F: FnMut() -> S + Send + 'static,
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        check_object(container, name)?;
+        let slot = Arc::new(Mutex::new(None));
+        let s2 = slot.clone();
+        let body = CallBody::Stream {
+            first: None,
+            replay: Some(Box::new(move || {
+                let stream = hashing(make_body().map_err(Into::into).boxed(), s2.clone());
+                ReqBody::stream(stream, content_length)
+            })),
+        };
+        self.put_stream_call(container, name, body, slot).await
+    }
+
+    async fn put_stream_call(
+        &self,
+        container: &str,
+        name: &str,
+        body: CallBody,
+        slot: Arc<Mutex<Option<String>>>,
+    ) -> Result<PutInfo> {
+        let call = Call::new("put_object_stream", Method::PUT, Some(container), Some(name))
+            .header(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            )
+            .body(body);
+        let slot = &slot;
+        self.execute(call, move |a| async move {
+            if !a.status.is_success() {
+                return Err(a.into_error().await);
+            }
+            let etag = a.etag();
+            let path = a.object_path();
+            a.drain().await;
+            if let Some(sent) = slot.lock().clone() {
+                if !etag.eq_ignore_ascii_case(&sent) {
+                    return Err(SwiftError::Corrupt {
+                        object: path,
+                        expected: sent,
+                        actual: etag,
+                    });
+                }
+            }
+            Ok(PutInfo { etag })
+        })
+        .await
+    }
+
+    /// Downloads a whole object. For plain objects the body's md5 is checked against the
+    /// ETag (large-object manifests have no whole-body md5 to check).
+    pub async fn get_object(&self, container: &str, name: &str) -> Result<Bytes> {
+        check_object(container, name)?;
+        let call = Call::new("get_object", Method::GET, Some(container), Some(name));
+        self.execute(call, |a| async move {
+            if a.status != StatusCode::OK {
+                return Err(a.into_error().await);
+            }
+            let etag = a.etag();
+            let check = !a.is_large_object() && is_md5_hex(&etag);
+            let path = a.object_path();
+            let data = a.read_all().await?;
+            if check {
+                let actual = md5_hex(&data).await;
+                if !actual.eq_ignore_ascii_case(&etag) {
+                    return Err(SwiftError::Corrupt {
+                        object: path,
+                        expected: etag,
+                        actual,
+                    });
+                }
+            }
+            Ok(data)
+        })
+        .await
+    }
+
+    /// Downloads `range` of an object. Like `read(2)`, a range reaching past the end
+    /// returns the bytes that exist; a non-empty range starting at or past the end is
+    /// [`SwiftError::RangeNotSatisfiable`]. An empty range returns no bytes without a
+    /// request (HTTP cannot express it).
+    pub async fn get_range(&self, container: &str, name: &str, range: Range<u64>) -> Result<Bytes> {
+        check_object(container, name)?;
+        if range.start > range.end {
+            return Err(SwiftError::Config(format!(
+                "inverted range {}..{} for {container}/{name}",
+                range.start, range.end
+            )));
+        }
+        if range.is_empty() {
+            return Ok(Bytes::new());
+        }
+        let call = Call::new("get_range", Method::GET, Some(container), Some(name))
+            .header(http::header::RANGE, range_header(&range)?);
+        let range = &range;
+        self.execute(call, move |a| async move {
+            match a.status.as_u16() {
+                206 => {
+                    if let Some(start) = a.header("content-range").and_then(content_range_start) {
+                        if start != range.start {
+                            let url = a.url.clone();
+                            a.drain().await;
+                            return Err(SwiftError::Http {
+                                status: 206,
+                                method: "GET".into(),
+                                url,
+                                body_snippet: format!(
+                                    "Content-Range starts at {start}, asked for {}",
+                                    range.start
+                                ),
+                            });
+                        }
+                    }
+                    a.read_all().await
+                }
+                200 => {
+                    // The server ignored the Range header: cut the range out ourselves.
+                    let (c, o) = (a.container.clone(), a.object.clone());
+                    let all = a.read_all().await?;
+                    let len = all.len() as u64;
+                    if range.start >= len {
+                        return Err(range_error(c, o, range, Some(len)));
+                    }
+                    Ok(all.slice(range.start as usize..range.end.min(len) as usize))
+                }
+                416 => {
+                    let len = a.header("content-range").and_then(content_range_len);
+                    let (c, o) = (a.container.clone(), a.object.clone());
+                    a.drain().await;
+                    Err(range_error(c, o, range, len))
+                }
+                _ => Err(a.into_error().await),
+            }
+        })
+        .await
+    }
+
+    /// Streams an object (or a range of it, same rules as [`SwiftClient::get_range`]).
+    /// Opening the stream is retried; an error in the middle of the stream is returned as
+    /// a stream item (the caller knows how far it got and can ask for the rest). The
+    /// stream holds one in-flight permit until it ends or is dropped.
+    pub async fn get_stream(
+        &self,
+        container: &str,
+        name: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<ObjectStream> {
+        check_object(container, name)?;
+        let mut call = Call::new("get_stream", Method::GET, Some(container), Some(name));
+        if let Some(r) = &range {
+            if r.start > r.end {
+                return Err(SwiftError::Config(format!(
+                    "inverted range {}..{} for {container}/{name}",
+                    r.start, r.end
+                )));
+            }
+            if r.is_empty() {
+                return Ok(Box::pin(futures::stream::empty()));
+            }
+            call = call.header(http::header::RANGE, range_header(r)?);
+        }
+        let range = &range;
+        self.execute(call, move |a| async move {
+            match (a.status.as_u16(), range) {
+                (200, None) | (206, Some(_)) => Ok(a.into_stream()),
+                (200, Some(r)) => {
+                    // Range ignored by the server: skip and truncate ourselves.
+                    let (start, end) = (r.start, r.end);
+                    let mut pos = 0u64;
+                    let s = a.into_stream().filter_map(move |item| {
+                        let out = match item {
+                            Err(e) => Some(Err(e)),
+                            Ok(b) => {
+                                let (lo, hi) = (pos, pos + b.len() as u64);
+                                pos = hi;
+                                let (s, e) = (start.max(lo), end.min(hi));
+                                (s < e).then(|| Ok(b.slice((s - lo) as usize..(e - lo) as usize)))
+                            }
+                        };
+                        futures::future::ready(out)
+                    });
+                    Ok(Box::pin(s) as ObjectStream)
+                }
+                (416, Some(r)) => {
+                    let len = a.header("content-range").and_then(content_range_len);
+                    let (c, o) = (a.container.clone(), a.object.clone());
+                    a.drain().await;
+                    Err(range_error(c, o, r, len))
+                }
+                _ => Err(a.into_error().await),
+            }
+        })
+        .await
+    }
+
+    /// Object metadata; [`SwiftError::NotFound`] when absent.
+    pub async fn head_object(&self, container: &str, name: &str) -> Result<ObjectMeta> {
+        check_object(container, name)?;
+        let call = Call::new("head_object", Method::HEAD, Some(container), Some(name));
+        self.execute(call, |a| async move {
+            if !a.status.is_success() {
+                return Err(a.into_error().await);
+            }
+            let len = a.content_length().ok_or_else(|| SwiftError::Http {
+                status: a.status.as_u16(),
+                method: "HEAD".into(),
+                url: a.url.clone(),
+                body_snippet: "no Content-Length in HEAD response".into(),
+            })?;
+            let meta = ObjectMeta {
+                len,
+                etag: a.etag(),
+                last_modified: a.header("last-modified").map(str::to_string),
+                is_slo: a
+                    .header("x-static-large-object")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+            };
+            a.drain().await;
+            Ok(meta)
+        })
+        .await
+    }
+
+    /// Deletes an object; [`SwiftError::NotFound`] when absent.
+    pub async fn delete_object(&self, container: &str, name: &str) -> Result<()> {
+        check_object(container, name)?;
+        let call = Call::new("delete_object", Method::DELETE, Some(container), Some(name));
+        self.execute(call, |a| async move {
+            if !a.status.is_success() {
+                return Err(a.into_error().await);
+            }
+            a.drain().await;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Deletes many objects of one container through the bulk middleware, in requests of
+    /// at most [`BULK_DELETE_MAX`] names. Missing objects are counted, not errors; objects
+    /// Swift failed to delete are listed in the report.
+    pub async fn bulk_delete<S: AsRef<str>>(&self, container: &str, names: &[S]) -> Result<BulkDeleteReport> {
+        check_container(container)?;
+        let mut report = BulkDeleteReport::default();
+        for chunk in names.chunks(BULK_DELETE_MAX) {
+            let mut body = String::with_capacity(chunk.len() * 64);
+            let c = encode_container(container);
+            for n in chunk {
+                let n = n.as_ref();
+                if n.is_empty() {
+                    return Err(SwiftError::Config(format!(
+                        "empty object name in bulk delete of container {container:?}"
+                    )));
+                }
+                body.push('/');
+                body.push_str(&c);
+                body.push('/');
+                body.push_str(&encode_object(n));
+                body.push('\n');
+            }
+            let call = Call::new("bulk_delete", Method::POST, None, None)
+                .query("bulk-delete")
+                .header(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain"))
+                .header(http::header::ACCEPT, HeaderValue::from_static("application/json"))
+                .body(CallBody::Bytes(Bytes::from(body)));
+            let r = self.execute(call, |a| async move { parse_bulk_report(a).await }).await?;
+            report.deleted += r.deleted;
+            report.not_found += r.not_found;
+            report.errors.extend(r.errors);
+        }
+        Ok(report)
+    }
+
+    // ------------------------------------------------------------- containers
+
+    /// Creates a container (succeeds if it exists).
+    pub async fn create_container(&self, container: &str) -> Result<()> {
+        check_container(container)?;
+        let call = Call::new("create_container", Method::PUT, Some(container), None);
+        self.execute(call, |a| async move {
+            if !a.status.is_success() {
+                return Err(a.into_error().await);
+            }
+            a.drain().await;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Deletes an empty container; `NotFound` when absent, HTTP 409 when not empty.
+    pub async fn delete_container(&self, container: &str) -> Result<()> {
+        check_container(container)?;
+        let call = Call::new("delete_container", Method::DELETE, Some(container), None);
+        self.execute(call, |a| async move {
+            if !a.status.is_success() {
+                return Err(a.into_error().await);
+            }
+            a.drain().await;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Container statistics; `NotFound` when absent.
+    pub async fn head_container(&self, container: &str) -> Result<ContainerMeta> {
+        check_container(container)?;
+        let call = Call::new("head_container", Method::HEAD, Some(container), None);
+        self.execute(call, |a| async move {
+            if !a.status.is_success() {
+                return Err(a.into_error().await);
+            }
+            let num = |h: &str| a.header(h).and_then(|v| v.parse().ok()).unwrap_or(0);
+            let meta = ContainerMeta {
+                object_count: num("x-container-object-count"),
+                bytes_used: num("x-container-bytes-used"),
+            };
+            a.drain().await;
+            Ok(meta)
+        })
+        .await
+    }
+
+    /// One page of a container listing (JSON format).
+    pub async fn list_objects(&self, container: &str, opts: &ListOptions) -> Result<ListPage> {
+        check_container(container)?;
+        let mut q = String::from("format=json");
+        if let Some(p) = &opts.prefix {
+            q.push_str("&prefix=");
+            q.push_str(&encode_query(p));
+        }
+        if let Some(d) = opts.delimiter {
+            q.push_str("&delimiter=");
+            q.push_str(&encode_query(d.encode_utf8(&mut [0; 4])));
+        }
+        if let Some(m) = &opts.marker {
+            q.push_str("&marker=");
+            q.push_str(&encode_query(m));
+        }
+        let limit = opts.limit.unwrap_or(LISTING_MAX).clamp(1, LISTING_MAX);
+        q.push_str(&format!("&limit={limit}"));
+        let call = Call::new("list_objects", Method::GET, Some(container), None)
+            .query(q)
+            .header(http::header::ACCEPT, HeaderValue::from_static("application/json"));
+        self.execute(call, move |a| async move {
+            match a.status.as_u16() {
+                204 => {
+                    a.drain().await;
+                    return Ok(ListPage::default());
+                }
+                200 => {}
+                _ => return Err(a.into_error().await),
+            }
+            let url = a.url.clone();
+            let body = a.read_all().await?;
+            let raw: Vec<RawListEntry> =
+                serde_json::from_slice(&body).map_err(|e| SwiftError::Http {
+                    status: 200,
+                    method: "GET".into(),
+                    url,
+                    body_snippet: format!("unparsable listing: {e}"),
+                })?;
+            let entries: Vec<ListEntry> = raw
+                .into_iter()
+                .map(|r| match r {
+                    RawListEntry::Subdir { subdir } => ListEntry::Subdir(subdir),
+                    RawListEntry::Object { name, bytes, hash } => ListEntry::Object {
+                        name,
+                        bytes,
+                        etag: hash,
+                    },
+                })
+                .collect();
+            let next_marker = if entries.len() as u64 >= u64::from(limit) {
+                entries.last().map(|e| e.name().to_string())
+            } else {
+                None
+            };
+            Ok(ListPage {
+                entries,
+                next_marker,
+            })
+        })
+        .await
+    }
+
+    /// The whole listing, page after page.
+    pub async fn list_all(
+        &self,
+        container: &str,
+        prefix: Option<&str>,
+        delimiter: Option<char>,
+    ) -> Result<Vec<ListEntry>> {
+        let mut opts = ListOptions {
+            prefix: prefix.map(str::to_string),
+            delimiter,
+            marker: None,
+            limit: None,
+        };
+        let mut out = Vec::new();
+        loop {
+            let page = self.list_objects(container, &opts).await?;
+            out.extend(page.entries);
+            match page.next_marker {
+                Some(m) => opts.marker = Some(m),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    // ----------------------------------------------------------- large objects
+
+    /// Writes a static large object manifest (`?multipart-manifest=put`) over existing
+    /// segments; needed for objects over Swift's 5 GiB single-object limit.
+    pub async fn put_slo(&self, container: &str, name: &str, segments: &[SloSegment]) -> Result<PutInfo> {
+        check_object(container, name)?;
+        let manifest: Vec<serde_json::Value> = segments
+            .iter()
+            .map(|s| {
+                let mut v = serde_json::json!({"path": format!("/{}/{}", s.container, s.object)});
+                if let Some(e) = &s.etag {
+                    v["etag"] = e.clone().into();
+                }
+                if let Some(n) = s.size_bytes {
+                    v["size_bytes"] = n.into();
+                }
+                v
+            })
+            .collect();
+        let body = serde_json::to_vec(&manifest)
+            .map_err(|e| SwiftError::Config(format!("cannot encode manifest: {e}")))?;
+        let call = Call::new("put_slo", Method::PUT, Some(container), Some(name))
+            .query("multipart-manifest=put")
+            .header(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .body(CallBody::Bytes(Bytes::from(body)));
+        self.execute(call, |a| async move {
+            if !a.status.is_success() {
+                return Err(a.into_error().await);
+            }
+            let etag = a.etag();
+            a.drain().await;
+            Ok(PutInfo { etag })
+        })
+        .await
+    }
+
+    /// Uploads a stream of any size as `segment_size` segments named
+    /// `<name>/segments/<00000000>` in the same container (up to 4 at a time, each
+    /// md5-verified and retried), then writes the SLO manifest at `name`. Input that fits
+    /// in one segment is written as a plain object instead.
+    pub async fn put_large<S, E>(
+        &self,
+        container: &str,
+        name: &str,
+        data: S,
+        segment_size: u64,
+    ) -> Result<PutInfo>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send,
+        E: Into<BoxError>,
+    {
+        check_object(container, name)?;
+        if segment_size == 0 {
+            return Err(SwiftError::Config("segment_size must be positive".into()));
+        }
+        let seg = segment_size as usize;
+        let mut data = std::pin::pin!(data);
+        let mut buf = BytesMut::new();
+        let mut eof = false;
+        let mut index = 0u32;
+        let mut in_flight = FuturesOrdered::new();
+        let mut segments = Vec::new();
+        loop {
+            while !eof && buf.len() < seg {
+                match data.next().await {
+                    Some(Ok(b)) => buf.extend_from_slice(&b),
+                    Some(Err(e)) => {
+                        return Err(SwiftError::Io {
+                            context: format!("reading the input of put_large {container}/{name}"),
+                            source: Arc::from(e.into()),
+                        })
+                    }
+                    None => eof = true,
+                }
+            }
+            if index == 0 && eof && buf.len() <= seg {
+                // Everything fits in one object: no manifest needed.
+                return self.put_object(container, name, buf.freeze(), true).await;
+            }
+            if buf.is_empty() && eof {
+                break;
+            }
+            let take = buf.len().min(seg);
+            let chunk = buf.split_to(take).freeze();
+            let seg_name = format!("{name}/segments/{index:08}");
+            index += 1;
+            in_flight.push_back(async move {
+                let len = chunk.len() as u64;
+                let info = self.put_object(container, &seg_name, chunk, true).await?;
+                Ok::<_, SwiftError>(SloSegment {
+                    container: container.to_string(),
+                    object: seg_name,
+                    etag: Some(info.etag),
+                    size_bytes: Some(len),
+                })
+            });
+            if in_flight.len() >= LARGE_CONCURRENCY {
+                if let Some(r) = in_flight.next().await {
+                    segments.push(r?);
+                }
+            }
+        }
+        while let Some(r) = in_flight.next().await {
+            segments.push(r?);
+        }
+        self.put_slo(container, name, &segments).await
+    }
+
+    /// Deletes a static large object and its segments (`?multipart-manifest=delete`).
+    pub async fn delete_slo(&self, container: &str, name: &str) -> Result<BulkDeleteReport> {
+        check_object(container, name)?;
+        let call = Call::new("delete_slo", Method::DELETE, Some(container), Some(name))
+            .query("multipart-manifest=delete")
+            .header(http::header::ACCEPT, HeaderValue::from_static("application/json"));
+        self.execute(call, |a| async move {
+            if !a.status.is_success() {
+                return Err(a.into_error().await);
+            }
+            parse_bulk_report(a).await
+        })
+        .await
+    }
+}
+
+/// Wraps a body stream so that, once it ends, `slot` holds the md5 hex of what it yielded.
+fn hashing(stream: ByteStream, slot: Arc<Mutex<Option<String>>>) -> ByteStream {
+    *slot.lock() = None;
+    Box::pin(futures::stream::unfold(
+        (stream, Some(Md5::new()), slot),
+        |(mut s, mut h, slot)| async move {
+            match s.next().await {
+                Some(Ok(b)) => {
+                    if let Some(h) = h.as_mut() {
+                        h.update(&b);
+                    }
+                    Some((Ok(b), (s, h, slot)))
+                }
+                Some(Err(e)) => Some((Err(e), (s, None, slot))),
+                None => {
+                    if let Some(h) = h.take() {
+                        *slot.lock() = Some(hex::encode(h.finalize()));
+                    }
+                    None
+                }
+            }
+        },
+    ))
+}
+
+async fn parse_bulk_report(a: Attempt) -> Result<BulkDeleteReport> {
+    if !a.status.is_success() {
+        return Err(a.into_error().await);
+    }
+    let (method, url) = (a.method.to_string(), a.url.clone());
+    let body = a.read_all().await?;
+    let raw: RawBulkReport = serde_json::from_slice(&body).map_err(|e| SwiftError::Http {
+        status: 200,
+        method: method.clone(),
+        url: url.clone(),
+        body_snippet: format!(
+            "unparsable bulk-delete report ({e}): {}",
+            one_line(&String::from_utf8_lossy(&body), 200)
+        ),
+    })?;
+    let errors: Vec<(String, String)> = raw
+        .errors
+        .iter()
+        .map(|e| {
+            let s = |i: usize| match e.get(i) {
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(v) => v.to_string(),
+                None => String::new(),
+            };
+            (s(0), s(1))
+        })
+        .collect();
+    let status: u16 = raw
+        .status
+        .split_whitespace()
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    if !(200..300).contains(&status) && errors.is_empty() {
+        // The whole request failed inside the middleware (the HTTP status was 200 because
+        // the middleware had already started streaming its answer).
+        return Err(SwiftError::Http {
+            status,
+            method,
+            url,
+            body_snippet: one_line(&format!("{} {}", raw.status, raw.body), 300),
+        });
+    }
+    Ok(BulkDeleteReport {
+        deleted: raw.deleted,
+        not_found: raw.not_found,
+        errors,
+    })
+}
+
+fn range_header(r: &Range<u64>) -> Result<HeaderValue> {
+    hv(&format!("bytes={}-{}", r.start, r.end - 1))
+}
+
+fn range_error(container: Option<String>, object: Option<String>, r: &Range<u64>, len: Option<u64>) -> SwiftError {
+    SwiftError::RangeNotSatisfiable {
+        container: container.unwrap_or_default(),
+        object: object.unwrap_or_default(),
+        start: r.start,
+        end: r.end,
+        len,
+    }
+}
+
+/// `bytes 10-20/100` → 10
+fn content_range_start(v: &str) -> Option<u64> {
+    v.strip_prefix("bytes ")?.split('-').next()?.trim().parse().ok()
+}
+
+/// `bytes */100` or `bytes 10-20/100` → 100
+fn content_range_len(v: &str) -> Option<u64> {
+    v.rsplit('/').next()?.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_collapses() {
+        assert_eq!(one_line("<html>\n  <h1>Oops</h1>\r\n</html>", 100), "<html> <h1>Oops</h1> </html>");
+        assert_eq!(one_line("abcdef", 3), "abc…");
+        assert_eq!(one_line("ééé", 4), "éé…");
+    }
+
+    #[test]
+    fn content_range() {
+        assert_eq!(content_range_start("bytes 10-20/100"), Some(10));
+        assert_eq!(content_range_len("bytes */100"), Some(100));
+        assert_eq!(content_range_len("bytes 0-0/*"), None);
+    }
+
+    #[test]
+    fn config_validation() {
+        let mut c = SwiftConfig::new(AuthConfig::TempAuth {
+            url: "https://h/auth/v1.0".into(),
+            user: "u".into(),
+            key: "k".into(),
+        });
+        assert!(matches!(SwiftClient::new(c.clone()), Err(SwiftError::Config(m)) if m.contains("https")));
+        c.auth = AuthConfig::TempAuth {
+            url: "http://h/auth/v1.0".into(),
+            user: "u".into(),
+            key: "k".into(),
+        };
+        assert!(SwiftClient::new(c.clone()).is_ok());
+        c.max_in_flight = 0;
+        assert!(SwiftClient::new(c).is_err());
+    }
+
+    #[tokio::test]
+    async fn md5_offload_matches_inline() {
+        let big = Bytes::from(vec![1u8; MD5_OFFLOAD + 3]);
+        assert_eq!(md5_hex(&big).await, hex::encode(Md5::digest(&big)));
+        assert_eq!(md5_hex(&Bytes::new()).await, "d41d8cd98f00b204e9800998ecf8427e");
+    }
+}
