@@ -42,14 +42,16 @@ PART_POWER=8                 # 256 partitions: plenty for a test cluster
 ETCD_QUOTA=$((4 * 1024 * 1024 * 1024))
 KS_ADMIN_PASSWORD=admin-secret
 KS_SWIFT_PASSWORD=swift-secret
-HEALTH_TIMEOUT=30
-KEYSTONE_TIMEOUT=60
+# Seconds to wait for a service to become healthy (etcd, Swift, round trip); Keystone
+# gets twice as long. Generous because other builds often load this 2-core machine
+# (seen: Swift 3 replicas 11 s, Keystone 31 s under a parallel cargo build).
+HEALTH_TIMEOUT=${RINGFS_SERVICES_TIMEOUT:-60}
 # Services get a clean, fixed environment: the caller's PYTHONPATH / pyenv / VIRTUAL_ENV
 # must not leak into Debian's python, and etcd treats every ETCD_* variable as a flag
 # (services.env exports ETCD_ENDPOINTS etc.). Stored in DIR/cmds/NAME so `start NAME`
 # behaves the same from any shell.
 CLEAN_ENV=(env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-           HOME=/root LANG=C.UTF-8 LC_ALL=C.UTF-8)
+           HOME=${HOME:-/root} LANG=C.UTF-8 LC_ALL=C.UTF-8)
 
 log() { printf '[services %s] %s\n' "$(date +%T)" "$*" >&2; }
 UP_IN_PROGRESS=0
@@ -62,9 +64,9 @@ die() {
     exit 1
 }
 
-usage() {
+usage() {  # [exit code]
     sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
-    exit 2
+    exit "${1:-2}"
 }
 
 # ---------------------------------------------------------------------------------------
@@ -87,7 +89,7 @@ while (($#)); do
         --purge) PURGE=1; shift ;;
         --signal) SIGNAL=${2:?--signal needs a value}; shift 2 ;;
         --signal=*) SIGNAL=${1#*=}; shift ;;
-        -h|--help) usage ;;
+        -h|--help) usage 0 ;;
         -*) die "unknown option $1" ;;
         *) [[ -z $NAME_ARG ]] || die "unexpected argument $1"; NAME_ARG=$1; shift ;;
     esac
@@ -95,6 +97,8 @@ done
 [[ -z $REPLICAS_ARG || $REPLICAS_ARG =~ ^[1-9][0-9]*$ ]] || die "--replicas must be a positive integer"
 [[ -z $MEMBERS_ARG || $MEMBERS_ARG =~ ^[1-9][0-9]*$ ]] || die "--etcd-members must be a positive integer"
 [[ -z $AUTH_ARG || $AUTH_ARG == tempauth || $AUTH_ARG == keystone ]] || die "--auth must be tempauth or keystone"
+[[ $HEALTH_TIMEOUT =~ ^[1-9][0-9]*$ ]] || die "RINGFS_SERVICES_TIMEOUT must be a positive number of seconds"
+KEYSTONE_TIMEOUT=$((HEALTH_TIMEOUT * 2))
 
 DIR=${DIR_ARG:-$REPO/.services}
 [[ $DIR == /* ]] || DIR=$PWD/$DIR
@@ -272,7 +276,8 @@ init_state() {
 
 # ---------------------------------------------------------------------------------------
 # processes: DIR/cmds/NAME (command line, shell-quoted), DIR/pids/NAME.pid (+ .stime, the
-# kernel start time, so a recycled pid is never mistaken for ours), DIR/log/NAME.log
+# kernel start time, and .boot, the boot id, so a recycled pid is never mistaken for
+# ours), DIR/log/NAME.log
 # ---------------------------------------------------------------------------------------
 record_cmd() {
     local name=$1; shift
@@ -291,10 +296,17 @@ proc_stat_field() {  # pid field_number(1-based, as in proc(5)); handles spaces 
 
 pid_of() { [[ -f $DIR/pids/$1.pid ]] && cat "$DIR/pids/$1.pid"; }
 
+BOOT_ID=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || echo unknown)
+same_boot() {  # NAME: was the pid recorded during this boot? (else pids/pgids mean nothing)
+    [[ -f $DIR/pids/$1.boot ]] || return 0   # recorded before .boot existed: trust .stime
+    [[ $(<"$DIR/pids/$1.boot") == "$BOOT_ID" ]]
+}
+
 proc_alive() {  # NAME: the recorded process exists, is not a zombie, same start time
     local name=$1 pid stime state
     pid=$(pid_of "$name") || return 1
     [[ -n $pid ]] || return 1
+    same_boot "$name" || return 1
     state=$(proc_stat_field "$pid" 3) || return 1
     [[ $state != Z && $state != X ]] || return 1
     stime=$(proc_stat_field "$pid" 22) || return 1
@@ -314,10 +326,12 @@ spawn() {  # NAME: start DIR/cmds/NAME detached, in its own session/process grou
     # setsid: own process group, so `kill -- -PID` reaches swift/uwsgi worker processes,
     # and no controlling terminal. stdin/stdout/stderr are redirected so the service
     # never holds the caller's pipe open (`$(services.sh up)` would hang otherwise).
-    (cd "$DIR" && exec setsid "${argv[@]}" </dev/null >>"$logf" 2>&1) &
+    # 9>&-: do not pass on the DIR/.lock descriptor (a service would hold the lock forever)
+    (cd "$DIR" && exec setsid "${argv[@]}" </dev/null >>"$logf" 2>&1 9>&-) &
     pid=$!
     echo "$pid" >"$DIR/pids/$name.pid"
     proc_stat_field "$pid" 22 >"$DIR/pids/$name.stime" || echo 0 >"$DIR/pids/$name.stime"
+    echo "$BOOT_ID" >"$DIR/pids/$name.boot"
 }
 
 stop_proc() {  # NAME SIGNAL TIMEOUT [keep]: signal the process group, wait, then SIGKILL
@@ -325,10 +339,10 @@ stop_proc() {  # NAME SIGNAL TIMEOUT [keep]: signal the process group, wait, the
     local name=$1 sig=$2 timeout=$3 keep=${4:-0} pid i
     pid=$(pid_of "$name") || return 0
     [[ -n $pid ]] || return 0
-    # A process group id cannot be recycled while the group has members, so any live
-    # member of group $pid was started by us, even if the leader itself is gone.
-    if ! proc_alive "$name" && (($(group_count "$pid") == 0)); then
-        rm -f "$DIR/pids/$name.pid" "$DIR/pids/$name.stime"
+    # A process group id cannot be recycled while the group has members, so (in the same
+    # boot) any live member of group $pid was started by us, even if the leader is gone.
+    if ! same_boot "$name" || { ! proc_alive "$name" && (($(group_count "$pid") == 0)); }; then
+        rm -f "$DIR/pids/$name".{pid,stime,boot}
         return 0
     fi
     kill -s "$sig" -- "-$pid" 2>/dev/null || { proc_alive "$name" && kill -s "$sig" "$pid" 2>/dev/null; } || true
@@ -348,7 +362,7 @@ stop_proc() {  # NAME SIGNAL TIMEOUT [keep]: signal the process group, wait, the
     if (($(group_count "$pid") > 0)) || proc_alive "$name"; then
         die "$name (process group $pid) did not exit after SIGKILL"
     fi
-    ((keep)) || rm -f "$DIR/pids/$name.pid" "$DIR/pids/$name.stime"
+    ((keep)) || rm -f "$DIR/pids/$name".{pid,stime,boot}
 }
 
 # ---------------------------------------------------------------------------------------
@@ -742,6 +756,13 @@ write_ringfs_toml() {
 # ---------------------------------------------------------------------------------------
 # commands
 # ---------------------------------------------------------------------------------------
+# up/down/kill/start on one DIR are serialized (two test processes may run `up` at once;
+# the second then finds everything healthy and just prints the path).
+lock_dir() {
+    exec 9>"$DIR/.lock"
+    flock -w 600 9 || die "timed out waiting for $DIR/.lock (another services.sh on this DIR?)"
+}
+
 all_healthy() {
     local name
     for name in $(all_names); do
@@ -753,6 +774,7 @@ cmd_up() {
     local t0=$SECONDS
     mkdir -p "$DIR/log"
     DIR=$(cd "$DIR" && pwd -P)
+    lock_dir
     # the packages decide whether we can even run: check before state (needs auth mode)
     RINGFS_AUTH=${AUTH_ARG:-tempauth}
     if [[ -f $DIR/services.env ]]; then RINGFS_AUTH=$(. "$DIR/services.env"; echo "$RINGFS_AUTH"); fi
@@ -825,6 +847,7 @@ cmd_up() {
 }
 
 cmd_down() {
+    [[ -f $DIR/services.env ]] && lock_dir
     if ! load_state; then
         log "no services.env in $DIR: nothing to stop"
     else
@@ -878,6 +901,7 @@ check_name() {
 
 cmd_kill() {
     load_state || die "no services.env in $DIR"
+    lock_dir
     check_name
     if ! proc_alive "$NAME_ARG"; then
         log "$NAME_ARG is not running"
@@ -889,6 +913,7 @@ cmd_kill() {
 
 cmd_start() {
     load_state || die "no services.env in $DIR"
+    lock_dir
     check_name
     if proc_alive "$NAME_ARG"; then
         log "$NAME_ARG already running (pid $(pid_of "$NAME_ARG"))"
@@ -909,6 +934,6 @@ case $CMD in
     status) cmd_status ;;
     kill) cmd_kill ;;
     start) cmd_start ;;
-    -h | --help | help) usage ;;
+    -h | --help | help) usage 0 ;;
     *) die "unknown command '$CMD' (up|down|status|kill|start)" ;;
 esac

@@ -4,7 +4,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use fuser::{Errno, FileAttr, FileType, FopenFlags, INodeNo, Request, TimeOrNow};
-use crate::vfs::{Attr, FileKind, FsError, OpenReply, ReqCtx, TimeSet, Timestamp};
+use ringfs_engine::vfs::{Attr, FileKind, FsError, OpenReply, ReqCtx, TimeSet, Timestamp};
 
 /// `st_blksize` reported for every inode (the preferred I/O size hint).
 pub const BLOCK_SIZE: u32 = 4096;
@@ -108,11 +108,7 @@ pub fn timestamp(t: SystemTime) -> Timestamp {
 
 /// The caller's identity, copied out of the borrowed request.
 pub fn req_ctx(req: &Request) -> ReqCtx {
-    ReqCtx {
-        uid: req.uid(),
-        gid: req.gid(),
-        pid: req.pid(),
-    }
+    ReqCtx { uid: req.uid(), gid: req.gid(), pid: req.pid() }
 }
 
 /// The `FOPEN_*` flags for an engine open reply.
@@ -166,14 +162,8 @@ mod tests {
             rdev: 0x0801,
             parent: 1,
             atime: Timestamp { secs: 1, nsecs: 2 },
-            mtime: Timestamp {
-                secs: 1_700_000_000,
-                nsecs: 999_999_999,
-            },
-            ctime: Timestamp {
-                secs: -1,
-                nsecs: 500_000_000,
-            },
+            mtime: Timestamp { secs: 1_700_000_000, nsecs: 999_999_999 },
+            ctime: Timestamp { secs: -1, nsecs: 500_000_000 },
         }
     }
 
@@ -193,7 +183,8 @@ mod tests {
 
     #[test]
     fn blocks_round_up_to_512() {
-        for (size, blocks) in [(0, 0), (1, 1), (511, 1), (512, 1), (513, 2), (4096, 8), (u64::MAX, u64::MAX / 512 + 1)] {
+        for (size, blocks) in [(0, 0), (1, 1), (511, 1), (512, 1), (513, 2), (4096, 8), (u64::MAX, u64::MAX / 512 + 1)]
+        {
             assert_eq!(file_attr(&attr(FileKind::File, size)).blocks, blocks, "size {size}");
         }
     }
@@ -230,13 +221,7 @@ mod tests {
         // and back, as setattr sends it
         let t = UNIX_EPOCH - Duration::new(86_400, 250_000_000);
         let ts = timestamp(t);
-        assert_eq!(
-            ts,
-            Timestamp {
-                secs: -86_401,
-                nsecs: 750_000_000
-            }
-        );
+        assert_eq!(ts, Timestamp { secs: -86_401, nsecs: 750_000_000 });
         assert_eq!(ts.to_system(), t);
         let whole = timestamp(UNIX_EPOCH - Duration::from_secs(3));
         assert_eq!(whole, Timestamp { secs: -3, nsecs: 0 });
@@ -268,17 +253,10 @@ mod tests {
 
     #[test]
     fn open_flags() {
-        let o = |direct_io, keep_cache| OpenReply {
-            fh: 7,
-            direct_io,
-            keep_cache,
-        };
+        let o = |direct_io, keep_cache| OpenReply { fh: 7, direct_io, keep_cache };
         assert_eq!(fopen_flags(&o(false, false)), FopenFlags::empty());
         assert_eq!(fopen_flags(&o(true, false)), FopenFlags::FOPEN_DIRECT_IO);
-        assert_eq!(
-            fopen_flags(&o(true, true)),
-            FopenFlags::FOPEN_DIRECT_IO | FopenFlags::FOPEN_KEEP_CACHE
-        );
+        assert_eq!(fopen_flags(&o(true, true)), FopenFlags::FOPEN_DIRECT_IO | FopenFlags::FOPEN_KEEP_CACHE);
     }
 
     #[test]

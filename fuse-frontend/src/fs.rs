@@ -14,19 +14,19 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use fuser::{
-    AccessFlags, BsdFileFlags, CopyFileRangeFlags, Errno, FileHandle, Filesystem, FopenFlags, Generation,
-    INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite,
-    ReplyXattr, Request, TimeOrNow, WriteFlags,
+    AccessFlags, BsdFileFlags, CopyFileRangeFlags, Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo,
+    InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request,
+    TimeOrNow, WriteFlags,
 };
-use crate::vfs::{
+use ringfs_engine::vfs::{
     Attr, DirEntry, Engine, FileKind, FsError, FsResult, Ino, Job, OpenReply, SetAttr, StatFs, Worker,
 };
 use tracing::{debug, error, info, warn};
 
 use crate::convert::{
-    bare_attr, errno, file_attr, file_type, fopen_flags, is_dot_or_dotdot, req_ctx, time_set, timestamp,
-    xattr_answer, XattrAnswer,
+    bare_attr, errno, file_attr, file_type, fopen_flags, is_dot_or_dotdot, req_ctx, time_set, timestamp, xattr_answer,
+    XattrAnswer,
 };
 
 /// Entries asked of the engine per readdir; the reply buffer (the kernel's request size)
@@ -239,10 +239,7 @@ fn want(config: &mut KernelConfig, caps: InitFlags) {
 impl Filesystem for RingFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
         let o = self.engine.fuse_options();
-        want(
-            config,
-            InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_PARALLEL_DIROPS | InitFlags::FUSE_CACHE_SYMLINKS,
-        );
+        want(config, InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_PARALLEL_DIROPS | InitFlags::FUSE_CACHE_SYMLINKS);
         if o.writeback_cache {
             want(config, InitFlags::FUSE_WRITEBACK_CACHE);
         }
@@ -344,16 +341,7 @@ impl Filesystem for RingFs {
         queue!(self, readlink, ino.0, reply, reply_data, |w| w.readlink(ino.0));
     }
 
-    fn mknod(
-        &self,
-        req: &Request,
-        parent: INodeNo,
-        name: &OsStr,
-        mode: u32,
-        umask: u32,
-        rdev: u32,
-        reply: ReplyEntry,
-    ) {
+    fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
         let (ctx, name) = (req_ctx(req), owned(name));
         queue!(self, mknod, parent.0, reply, self.entry(), |w| w.mknod(&ctx, parent.0, &name, mode, umask, rdev));
     }
@@ -389,14 +377,8 @@ impl Filesystem for RingFs {
         reply: ReplyEmpty,
     ) {
         let (ctx, name, newname, flags) = (req_ctx(req), owned(name), owned(newname), flags.bits());
-        queue!(self, rename, parent.0, reply, reply_ok, |w| w.rename(
-            &ctx,
-            parent.0,
-            &name,
-            newparent.0,
-            &newname,
-            flags
-        ));
+        let (parent, newparent) = (parent.0, newparent.0);
+        queue!(self, rename, parent, reply, reply_ok, |w| w.rename(&ctx, parent, &name, newparent, &newname, flags));
     }
 
     fn link(&self, req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
@@ -457,11 +439,7 @@ impl Filesystem for RingFs {
         // `flush` set: the kernel sent no FLUSH for this close, so release must do it.
         // The handle is released even when that flush fails.
         queue!(self, release, ino.0, reply, reply_ok, |w| async {
-            let flushed = if flush {
-                w.flush(ino.0, fh.0, lock_owner.map_or(0, |o| o.0)).await
-            } else {
-                Ok(())
-            };
+            let flushed = if flush { w.flush(ino.0, fh.0, lock_owner.map_or(0, |o| o.0)).await } else { Ok(()) };
             let released = w.release(ino.0, fh.0, flags.0).await;
             flushed.and(released)
         });
@@ -589,9 +567,7 @@ impl Filesystem for RingFs {
             return reply.error(Errno::EINVAL);
         };
         let (off_in, off_out) = (offset_in as i64, offset_out as i64);
-        queue!(self, copy_file_range, ino_out.0, reply, reply_written, |w| w.copy_file_range(
-            ino_in.0, fh_in.0, off_in, ino_out.0, fh_out.0, off_out, len, flags
-        ));
+        queue!(self, copy_file_range, ino_out.0, reply, reply_written, |w| w
+            .copy_file_range(ino_in.0, fh_in.0, off_in, ino_out.0, fh_out.0, off_out, len, flags));
     }
 }
-

@@ -20,15 +20,14 @@
 //!   capabilities and limits) and `destroy` (engine shutdown);
 //! * [`convert`]: pure conversions (attributes, kinds, times, open flags) and the one
 //!   engine-error → errno mapping;
-//! * [`mount`]: [`mount()`], [`MountHandle`] (join, unmount, the kernel-cache
-//!   [`fuser::Notifier`]) and [`MountError`].
+//! * [`mount`](mod@mount): [`mount()`] / [`mount_with_options`], [`MountHandle`] (join, unmount,
+//!   the kernel-cache [`fuser::Notifier`]), [`unmount()`] by path, and [`MountError`];
+//! * `mountinfo`: reading `/proc/self/mountinfo` (busy checks, the mount's bdi).
 
 pub mod convert;
 pub mod fs;
 pub mod mount;
+mod mountinfo;
 
 pub use fs::RingFs;
-pub use mount::{mount, MountError, MountHandle, Unmounter};
-
-#[path = "standin_vfs.rs"]
-mod vfs;
+pub use mount::{mount, mount_with_options, unmount, MountError, MountHandle, Unmounter};

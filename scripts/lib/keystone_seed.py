@@ -59,14 +59,14 @@ def main():
         "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}}, ok=(201,))
     api.token = hdrs["X-Subject-Token"]
 
-    def find(collection, key, **filters):
+    def find(collection, **filters):
         q = "&".join("%s=%s" % kv for kv in filters.items())
         body, _ = api.call("GET", "/%s?%s" % (collection, q))
         items = body[collection]
         return items[0] if items else None
 
     def ensure(collection, key, match, create):
-        item = find(collection, key, **match)
+        item = find(collection, **match)
         if item is None:
             body, _ = api.call("POST", "/" + collection, {key: create}, ok=(201,))
             item = body[key]

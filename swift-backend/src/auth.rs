@@ -674,22 +674,37 @@ mod tests {
             t2.duration_since(UNIX_EPOCH).unwrap(),
             Duration::from_millis(1_795_579_785_500)
         );
-        assert_eq!(
-            parse_rfc3339("1970-01-01T00:00:00Z"),
-            Some(UNIX_EPOCH)
-        );
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(UNIX_EPOCH));
         assert!(parse_rfc3339("2000-02-29T00:00:00Z").is_some());
-        for bad in ["", "2026-13-01T00:00:00Z", "yesterday", "2026-11-25T04:09:45.Z", "2026-11-25T04:09:45+0100"] {
+        for bad in [
+            "",
+            "2026-13-01T00:00:00Z",
+            "yesterday",
+            "2026-11-25T04:09:45.Z",
+            "2026-11-25T04:09:45+0100",
+        ] {
             assert!(parse_rfc3339(bad).is_none(), "{bad}");
         }
     }
 
     #[test]
     fn margin() {
-        assert_eq!(refresh_margin(Duration::from_secs(86_400)), Duration::from_secs(8_640));
-        assert_eq!(refresh_margin(Duration::from_secs(3_600)), Duration::from_secs(360));
-        assert_eq!(refresh_margin(Duration::from_secs(300)), Duration::from_secs(60));
-        assert_eq!(refresh_margin(Duration::from_secs(30)), Duration::from_secs(15));
+        assert_eq!(
+            refresh_margin(Duration::from_secs(86_400)),
+            Duration::from_secs(8_640)
+        );
+        assert_eq!(
+            refresh_margin(Duration::from_secs(3_600)),
+            Duration::from_secs(360)
+        );
+        assert_eq!(
+            refresh_margin(Duration::from_secs(300)),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            refresh_margin(Duration::from_secs(30)),
+            Duration::from_secs(15)
+        );
     }
 
     fn ep(interface: &str, region: &str, url: &str) -> Endpoint {
@@ -717,7 +732,10 @@ mod tests {
                 ],
             },
         ];
-        assert_eq!(pick_endpoint(&catalog, "public", None).unwrap(), "http://pub1");
+        assert_eq!(
+            pick_endpoint(&catalog, "public", None).unwrap(),
+            "http://pub1"
+        );
         assert_eq!(
             pick_endpoint(&catalog, "public", Some("RegionTwo")).unwrap(),
             "http://pub2"
@@ -727,7 +745,10 @@ mod tests {
             "http://int1"
         );
         let err = pick_endpoint(&catalog, "admin", Some("RegionOne")).unwrap_err();
-        assert!(err.contains("object-store internal RegionOne http://int1"), "{err}");
+        assert!(
+            err.contains("object-store internal RegionOne http://int1"),
+            "{err}"
+        );
         assert!(err.contains("identity public RegionOne http://ks"), "{err}");
     }
 
@@ -745,7 +766,10 @@ mod tests {
             application_credential: Some(("id1".into(), "s3cret".into())),
         };
         let d = format!("{ks:?}");
-        assert!(!d.contains("hunter2") && !d.contains("s3cret") && d.contains("id1"), "{d}");
+        assert!(
+            !d.contains("hunter2") && !d.contains("s3cret") && d.contains("id1"),
+            "{d}"
+        );
         let v1 = AuthConfig::TempAuth {
             url: "http://h/auth/v1.0".into(),
             user: "test:tester".into(),

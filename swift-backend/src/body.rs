@@ -214,8 +214,10 @@ mod tests {
             Some(7)
         );
         let stuck = tokio::time::sleep(Duration::from_secs(10));
-        assert!(with_idle_timeout(stuck, &Progress::new(), Duration::from_millis(100))
-            .await
-            .is_none());
+        assert!(
+            with_idle_timeout(stuck, &Progress::new(), Duration::from_millis(100))
+                .await
+                .is_none()
+        );
     }
 }

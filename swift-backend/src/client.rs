@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use futures::stream::{FuturesOrdered, StreamExt, TryStreamExt};
+use futures::stream::{StreamExt, TryStreamExt};
 use futures::Stream;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
@@ -44,19 +44,15 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use md5::{Digest, Md5};
 use parking_lot::Mutex;
-use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
 use crate::auth::{AuthConfig, AuthState};
 use crate::body::{with_idle_timeout, ByteStream, Progress, ReqBody};
-use crate::encode::{check_container, check_object, encode_container, encode_object, encode_query};
+use crate::encode::{check_object, encode_container, encode_object};
 use crate::error::{is_retryable_status, BoxError, Result, SwiftError};
 use crate::retry::{parse_retry_after, Backoff};
-use crate::types::{
-    BulkDeleteReport, ContainerMeta, ListEntry, ListOptions, ListPage, ObjectMeta, PutInfo,
-    SloSegment,
-};
+use crate::types::{ObjectMeta, PutInfo};
 
 /// Swift's bulk middleware refuses more deletes than this per request
 /// (`max_deletes_per_request`).
@@ -68,9 +64,6 @@ pub const LISTING_MAX: u32 = 10_000;
 /// Bodies at least this large are hashed on tokio's blocking pool, so a worker's
 /// current-thread runtime is not stalled for the ~2 ms/MiB md5 costs.
 const MD5_OFFLOAD: usize = 1 << 20;
-
-/// Segments of `put_large` uploaded concurrently (memory: this many segments).
-const LARGE_CONCURRENCY: usize = 4;
 
 /// A stream of object bytes from [`SwiftClient::get_stream`].
 pub type ObjectStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send + 'static>>;
@@ -130,7 +123,11 @@ impl SwiftConfig {
                         "{u}: https is not supported by this build (plain http only)"
                     )))
                 }
-                _ => return Err(SwiftError::Config(format!("{u}: URL must start with http://"))),
+                _ => {
+                    return Err(SwiftError::Config(format!(
+                        "{u}: URL must start with http://"
+                    )))
+                }
             }
             if uri.authority().is_none() {
                 return Err(SwiftError::Config(format!("{u}: URL has no host")));
@@ -177,7 +174,7 @@ impl std::fmt::Debug for SwiftClient {
 }
 
 /// What the retry loop does with a request body on each attempt.
-enum CallBody {
+pub(crate) enum CallBody {
     Empty,
     Bytes(Bytes),
     Stream {
@@ -192,7 +189,9 @@ impl CallBody {
         match self {
             CallBody::Empty => Some(ReqBody::empty()),
             CallBody::Bytes(b) => Some(ReqBody::bytes(b.clone())),
-            CallBody::Stream { first, replay } => first.take().or_else(|| replay.as_mut().map(|f| f())),
+            CallBody::Stream { first, replay } => {
+                first.take().or_else(|| replay.as_mut().map(|f| f()))
+            }
         }
     }
 
@@ -205,7 +204,7 @@ impl CallBody {
 }
 
 /// One request, as the retry loop sees it.
-struct Call<'a> {
+pub(crate) struct Call<'a> {
     op: &'static str,
     method: Method,
     container: Option<&'a str>,
@@ -217,7 +216,12 @@ struct Call<'a> {
 }
 
 impl<'a> Call<'a> {
-    fn new(op: &'static str, method: Method, container: Option<&'a str>, object: Option<&'a str>) -> Self {
+    pub(crate) fn new(
+        op: &'static str,
+        method: Method,
+        container: Option<&'a str>,
+        object: Option<&'a str>,
+    ) -> Self {
         Call {
             op,
             method,
@@ -229,17 +233,17 @@ impl<'a> Call<'a> {
         }
     }
 
-    fn query(mut self, q: impl Into<String>) -> Self {
+    pub(crate) fn query(mut self, q: impl Into<String>) -> Self {
         self.query = Some(q.into());
         self
     }
 
-    fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+    pub(crate) fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.headers.insert(name, value);
         self
     }
 
-    fn body(mut self, body: CallBody) -> Self {
+    pub(crate) fn body(mut self, body: CallBody) -> Self {
         self.body = body;
         self
     }
@@ -252,33 +256,39 @@ pub(crate) struct Attempt {
     body: Incoming,
     permit: OwnedSemaphorePermit,
     progress: Progress,
-    method: Method,
-    url: String,
-    container: Option<String>,
-    object: Option<String>,
+    pub method: Method,
+    pub url: String,
+    pub container: Option<String>,
+    pub object: Option<String>,
     idle: Duration,
 }
 
 impl Attempt {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
     }
 
-    fn etag(&self) -> String {
-        self.header("etag").unwrap_or("").trim_matches('"').to_string()
+    pub(crate) fn etag(&self) -> String {
+        self.header("etag")
+            .unwrap_or("")
+            .trim_matches('"')
+            .to_string()
     }
 
-    fn content_length(&self) -> Option<u64> {
+    pub(crate) fn content_length(&self) -> Option<u64> {
         self.header("content-length").and_then(|v| v.parse().ok())
     }
 
-    fn is_large_object(&self) -> bool {
+    pub(crate) fn is_large_object(&self) -> bool {
         self.header("x-static-large-object")
             .is_some_and(|v| v.eq_ignore_ascii_case("true"))
             || self.header("x-object-manifest").is_some()
     }
 
-    fn object_path(&self) -> String {
+    pub(crate) fn object_path(&self) -> String {
         format!(
             "{}/{}",
             self.container.as_deref().unwrap_or(""),
@@ -287,7 +297,7 @@ impl Attempt {
     }
 
     /// Reads the whole body. Avoids a copy when it arrives as one chunk.
-    async fn read_all(mut self) -> Result<Bytes> {
+    pub(crate) async fn read_all(mut self) -> Result<Bytes> {
         const PREALLOC_MAX: u64 = 256 << 20;
         let mut first: Option<Bytes> = None;
         let mut buf: Option<BytesMut> = None;
@@ -297,7 +307,9 @@ impl Attempt {
                 source: Arc::new(e),
             })?;
             self.progress.bump();
-            let Ok(data) = frame.into_data() else { continue };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
             if data.is_empty() {
                 continue;
             }
@@ -323,7 +335,7 @@ impl Attempt {
     }
 
     /// Reads (up to a limit) and discards the body so the connection can be reused.
-    async fn drain(mut self) -> Bytes {
+    pub(crate) async fn drain(mut self) -> Bytes {
         const LIMIT: usize = 64 << 10;
         let mut out = BytesMut::new();
         while let Some(Ok(frame)) = self.body.frame().await {
@@ -341,7 +353,7 @@ impl Attempt {
     }
 
     /// Maps a status the operation did not expect to a typed error.
-    async fn into_error(self) -> SwiftError {
+    pub(crate) async fn into_error(self) -> SwiftError {
         let status = self.status.as_u16();
         let method = self.method.to_string();
         let url = self.url.clone();
@@ -376,7 +388,7 @@ impl Attempt {
     }
 
     /// Turns the response body into a stream that keeps the permit until it ends.
-    fn into_stream(self) -> ObjectStream {
+    pub(crate) fn into_stream(self) -> ObjectStream {
         let Attempt {
             body,
             permit,
@@ -431,7 +443,11 @@ pub(crate) fn one_line(s: &str, max: usize) -> String {
     let mut out = String::with_capacity(s.len().min(max));
     let mut last_space = true;
     for c in s.chars() {
-        let c = if c.is_control() || c.is_whitespace() { ' ' } else { c };
+        let c = if c.is_control() || c.is_whitespace() {
+            ' '
+        } else {
+            c
+        };
         if c == ' ' {
             if last_space {
                 continue;
@@ -490,7 +506,13 @@ fn map_send_error(e: hyper_util::client::legacy::Error, method: &Method, uri: &U
     }
 }
 
-fn status_retry_error(status: u16, method: &Method, url: &str, attempts: u32, body: &[u8]) -> SwiftError {
+fn status_retry_error(
+    status: u16,
+    method: &Method,
+    url: &str,
+    attempts: u32,
+    body: &[u8],
+) -> SwiftError {
     if matches!(status, 429 | 498) {
         SwiftError::Throttled {
             status,
@@ -506,35 +528,6 @@ fn status_retry_error(status: u16, method: &Method, url: &str, attempts: u32, bo
             body_snippet: one_line(&String::from_utf8_lossy(body), 300),
         }
     }
-}
-
-#[derive(Deserialize)]
-struct RawBulkReport {
-    #[serde(rename = "Number Deleted", default)]
-    deleted: u64,
-    #[serde(rename = "Number Not Found", default)]
-    not_found: u64,
-    #[serde(rename = "Errors", default)]
-    errors: Vec<Vec<serde_json::Value>>,
-    #[serde(rename = "Response Status", default)]
-    status: String,
-    #[serde(rename = "Response Body", default)]
-    body: String,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum RawListEntry {
-    Subdir {
-        subdir: String,
-    },
-    Object {
-        name: String,
-        #[serde(default)]
-        bytes: u64,
-        #[serde(default)]
-        hash: String,
-    },
 }
 
 impl SwiftClient {
@@ -687,9 +680,17 @@ impl SwiftClient {
                 "auth request"
             );
             let (err, retry_after) = match res {
-                Ok((status, h, b)) if is_retryable_status(status.as_u16()) && retry < backoff.retries => {
-                    let ra = h.get("retry-after").and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
-                    (status_retry_error(status.as_u16(), &method, url, retry + 1, &b), ra)
+                Ok((status, h, b))
+                    if is_retryable_status(status.as_u16()) && retry < backoff.retries =>
+                {
+                    let ra = h
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(parse_retry_after);
+                    (
+                        status_retry_error(status.as_u16(), &method, url, retry + 1, &b),
+                        ra,
+                    )
                 }
                 Ok(r) => return Ok(r),
                 Err(e) if e.is_retryable() && retry < backoff.retries => (e, None),
@@ -702,7 +703,7 @@ impl SwiftClient {
     }
 
     /// The retry loop shared by all operations; see the module docs.
-    async fn execute<T, F, Fut>(&self, call: Call<'_>, handle: F) -> Result<T>
+    pub(crate) async fn execute<T, F, Fut>(&self, call: Call<'_>, handle: F) -> Result<T>
     where
         F: FnMut(Attempt) -> Fut + Send,
         Fut: Future<Output = Result<T>> + Send,
@@ -761,6 +762,12 @@ impl SwiftClient {
                 )));
             };
             let progress = Progress::new();
+            // hyper leaves out `Content-Length: 0` for an empty body, and Swift answers
+            // 411 to a PUT without a length: state it whenever the length is known.
+            let length = match (&method, hyper::body::Body::size_hint(&req_body).exact()) {
+                (&Method::PUT | &Method::POST, Some(n)) => Some(n),
+                _ => None,
+            };
             let mut req = Request::builder()
                 .method(method.clone())
                 .uri(uri.clone())
@@ -768,6 +775,10 @@ impl SwiftClient {
                 .body(req_body.with_progress(progress.clone()))
                 .map_err(|e| SwiftError::Config(format!("cannot build request {url}: {e}")))?;
             req.headers_mut().extend(headers.clone());
+            if let Some(n) = length {
+                req.headers_mut()
+                    .insert(http::header::CONTENT_LENGTH, HeaderValue::from(n));
+            }
 
             let permit = self
                 .inner
@@ -810,9 +821,7 @@ impl SwiftClient {
                     return Ok(Step::Unauthorized);
                 }
                 if is_retryable_status(status) {
-                    let ra = a
-                        .header("retry-after")
-                        .and_then(parse_retry_after);
+                    let ra = a.header("retry-after").and_then(parse_retry_after);
                     let b = a.drain().await;
                     return Ok(Step::Retry(
                         status_retry_error(status, &method, &url, attempt_no, &b),
@@ -831,10 +840,12 @@ impl SwiftClient {
             let (err, retry_after) = match outcome {
                 Ok(Step::Done(v)) => return Ok(v),
                 Ok(Step::Unauthorized) => {
+                    // The token was refused: drop it whether or not this request can be
+                    // repeated, so the next request starts with a fresh one.
+                    shared.auth.invalidate(token.generation);
                     if !reauthed && body.replayable() {
                         tracing::debug!(%method, url, "401: re-authenticating once");
                         reauthed = true;
-                        shared.auth.invalidate(token.generation);
                         continue;
                     }
                     return Err(SwiftError::Unauthorized {
@@ -878,7 +889,8 @@ impl SwiftClient {
         } else {
             None
         };
-        self.put_with_md5(container, name, body, md5.as_deref()).await
+        self.put_with_md5(container, name, body, md5.as_deref())
+            .await
     }
 
     /// PUT with a caller-chosen ETag (what `put_object` computes). Exposed for tests that
@@ -993,12 +1005,17 @@ impl SwiftClient {
         body: CallBody,
         slot: Arc<Mutex<Option<String>>>,
     ) -> Result<PutInfo> {
-        let call = Call::new("put_object_stream", Method::PUT, Some(container), Some(name))
-            .header(
-                http::header::CONTENT_TYPE,
-                HeaderValue::from_static("application/octet-stream"),
-            )
-            .body(body);
+        let call = Call::new(
+            "put_object_stream",
+            Method::PUT,
+            Some(container),
+            Some(name),
+        )
+        .header(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        )
+        .body(body);
         let slot = &slot;
         self.execute(call, move |a| async move {
             if !a.status.is_success() {
@@ -1208,300 +1225,6 @@ impl SwiftClient {
         })
         .await
     }
-
-    /// Deletes many objects of one container through the bulk middleware, in requests of
-    /// at most [`BULK_DELETE_MAX`] names. Missing objects are counted, not errors; objects
-    /// Swift failed to delete are listed in the report.
-    pub async fn bulk_delete<S: AsRef<str>>(&self, container: &str, names: &[S]) -> Result<BulkDeleteReport> {
-        check_container(container)?;
-        let mut report = BulkDeleteReport::default();
-        for chunk in names.chunks(BULK_DELETE_MAX) {
-            let mut body = String::with_capacity(chunk.len() * 64);
-            let c = encode_container(container);
-            for n in chunk {
-                let n = n.as_ref();
-                if n.is_empty() {
-                    return Err(SwiftError::Config(format!(
-                        "empty object name in bulk delete of container {container:?}"
-                    )));
-                }
-                body.push('/');
-                body.push_str(&c);
-                body.push('/');
-                body.push_str(&encode_object(n));
-                body.push('\n');
-            }
-            let call = Call::new("bulk_delete", Method::POST, None, None)
-                .query("bulk-delete")
-                .header(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain"))
-                .header(http::header::ACCEPT, HeaderValue::from_static("application/json"))
-                .body(CallBody::Bytes(Bytes::from(body)));
-            let r = self.execute(call, |a| async move { parse_bulk_report(a).await }).await?;
-            report.deleted += r.deleted;
-            report.not_found += r.not_found;
-            report.errors.extend(r.errors);
-        }
-        Ok(report)
-    }
-
-    // ------------------------------------------------------------- containers
-
-    /// Creates a container (succeeds if it exists).
-    pub async fn create_container(&self, container: &str) -> Result<()> {
-        check_container(container)?;
-        let call = Call::new("create_container", Method::PUT, Some(container), None);
-        self.execute(call, |a| async move {
-            if !a.status.is_success() {
-                return Err(a.into_error().await);
-            }
-            a.drain().await;
-            Ok(())
-        })
-        .await
-    }
-
-    /// Deletes an empty container; `NotFound` when absent, HTTP 409 when not empty.
-    pub async fn delete_container(&self, container: &str) -> Result<()> {
-        check_container(container)?;
-        let call = Call::new("delete_container", Method::DELETE, Some(container), None);
-        self.execute(call, |a| async move {
-            if !a.status.is_success() {
-                return Err(a.into_error().await);
-            }
-            a.drain().await;
-            Ok(())
-        })
-        .await
-    }
-
-    /// Container statistics; `NotFound` when absent.
-    pub async fn head_container(&self, container: &str) -> Result<ContainerMeta> {
-        check_container(container)?;
-        let call = Call::new("head_container", Method::HEAD, Some(container), None);
-        self.execute(call, |a| async move {
-            if !a.status.is_success() {
-                return Err(a.into_error().await);
-            }
-            let num = |h: &str| a.header(h).and_then(|v| v.parse().ok()).unwrap_or(0);
-            let meta = ContainerMeta {
-                object_count: num("x-container-object-count"),
-                bytes_used: num("x-container-bytes-used"),
-            };
-            a.drain().await;
-            Ok(meta)
-        })
-        .await
-    }
-
-    /// One page of a container listing (JSON format).
-    pub async fn list_objects(&self, container: &str, opts: &ListOptions) -> Result<ListPage> {
-        check_container(container)?;
-        let mut q = String::from("format=json");
-        if let Some(p) = &opts.prefix {
-            q.push_str("&prefix=");
-            q.push_str(&encode_query(p));
-        }
-        if let Some(d) = opts.delimiter {
-            q.push_str("&delimiter=");
-            q.push_str(&encode_query(d.encode_utf8(&mut [0; 4])));
-        }
-        if let Some(m) = &opts.marker {
-            q.push_str("&marker=");
-            q.push_str(&encode_query(m));
-        }
-        let limit = opts.limit.unwrap_or(LISTING_MAX).clamp(1, LISTING_MAX);
-        q.push_str(&format!("&limit={limit}"));
-        let call = Call::new("list_objects", Method::GET, Some(container), None)
-            .query(q)
-            .header(http::header::ACCEPT, HeaderValue::from_static("application/json"));
-        self.execute(call, move |a| async move {
-            match a.status.as_u16() {
-                204 => {
-                    a.drain().await;
-                    return Ok(ListPage::default());
-                }
-                200 => {}
-                _ => return Err(a.into_error().await),
-            }
-            let url = a.url.clone();
-            let body = a.read_all().await?;
-            let raw: Vec<RawListEntry> =
-                serde_json::from_slice(&body).map_err(|e| SwiftError::Http {
-                    status: 200,
-                    method: "GET".into(),
-                    url,
-                    body_snippet: format!("unparsable listing: {e}"),
-                })?;
-            let entries: Vec<ListEntry> = raw
-                .into_iter()
-                .map(|r| match r {
-                    RawListEntry::Subdir { subdir } => ListEntry::Subdir(subdir),
-                    RawListEntry::Object { name, bytes, hash } => ListEntry::Object {
-                        name,
-                        bytes,
-                        etag: hash,
-                    },
-                })
-                .collect();
-            let next_marker = if entries.len() as u64 >= u64::from(limit) {
-                entries.last().map(|e| e.name().to_string())
-            } else {
-                None
-            };
-            Ok(ListPage {
-                entries,
-                next_marker,
-            })
-        })
-        .await
-    }
-
-    /// The whole listing, page after page.
-    pub async fn list_all(
-        &self,
-        container: &str,
-        prefix: Option<&str>,
-        delimiter: Option<char>,
-    ) -> Result<Vec<ListEntry>> {
-        let mut opts = ListOptions {
-            prefix: prefix.map(str::to_string),
-            delimiter,
-            marker: None,
-            limit: None,
-        };
-        let mut out = Vec::new();
-        loop {
-            let page = self.list_objects(container, &opts).await?;
-            out.extend(page.entries);
-            match page.next_marker {
-                Some(m) => opts.marker = Some(m),
-                None => return Ok(out),
-            }
-        }
-    }
-
-    // ----------------------------------------------------------- large objects
-
-    /// Writes a static large object manifest (`?multipart-manifest=put`) over existing
-    /// segments; needed for objects over Swift's 5 GiB single-object limit.
-    pub async fn put_slo(&self, container: &str, name: &str, segments: &[SloSegment]) -> Result<PutInfo> {
-        check_object(container, name)?;
-        let manifest: Vec<serde_json::Value> = segments
-            .iter()
-            .map(|s| {
-                let mut v = serde_json::json!({"path": format!("/{}/{}", s.container, s.object)});
-                if let Some(e) = &s.etag {
-                    v["etag"] = e.clone().into();
-                }
-                if let Some(n) = s.size_bytes {
-                    v["size_bytes"] = n.into();
-                }
-                v
-            })
-            .collect();
-        let body = serde_json::to_vec(&manifest)
-            .map_err(|e| SwiftError::Config(format!("cannot encode manifest: {e}")))?;
-        let call = Call::new("put_slo", Method::PUT, Some(container), Some(name))
-            .query("multipart-manifest=put")
-            .header(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .body(CallBody::Bytes(Bytes::from(body)));
-        self.execute(call, |a| async move {
-            if !a.status.is_success() {
-                return Err(a.into_error().await);
-            }
-            let etag = a.etag();
-            a.drain().await;
-            Ok(PutInfo { etag })
-        })
-        .await
-    }
-
-    /// Uploads a stream of any size as `segment_size` segments named
-    /// `<name>/segments/<00000000>` in the same container (up to 4 at a time, each
-    /// md5-verified and retried), then writes the SLO manifest at `name`. Input that fits
-    /// in one segment is written as a plain object instead.
-    pub async fn put_large<S, E>(
-        &self,
-        container: &str,
-        name: &str,
-        data: S,
-        segment_size: u64,
-    ) -> Result<PutInfo>
-    where
-        S: Stream<Item = std::result::Result<Bytes, E>> + Send,
-        E: Into<BoxError>,
-    {
-        check_object(container, name)?;
-        if segment_size == 0 {
-            return Err(SwiftError::Config("segment_size must be positive".into()));
-        }
-        let seg = segment_size as usize;
-        let mut data = std::pin::pin!(data);
-        let mut buf = BytesMut::new();
-        let mut eof = false;
-        let mut index = 0u32;
-        let mut in_flight = FuturesOrdered::new();
-        let mut segments = Vec::new();
-        loop {
-            while !eof && buf.len() < seg {
-                match data.next().await {
-                    Some(Ok(b)) => buf.extend_from_slice(&b),
-                    Some(Err(e)) => {
-                        return Err(SwiftError::Io {
-                            context: format!("reading the input of put_large {container}/{name}"),
-                            source: Arc::from(e.into()),
-                        })
-                    }
-                    None => eof = true,
-                }
-            }
-            if index == 0 && eof && buf.len() <= seg {
-                // Everything fits in one object: no manifest needed.
-                return self.put_object(container, name, buf.freeze(), true).await;
-            }
-            if buf.is_empty() && eof {
-                break;
-            }
-            let take = buf.len().min(seg);
-            let chunk = buf.split_to(take).freeze();
-            let seg_name = format!("{name}/segments/{index:08}");
-            index += 1;
-            in_flight.push_back(async move {
-                let len = chunk.len() as u64;
-                let info = self.put_object(container, &seg_name, chunk, true).await?;
-                Ok::<_, SwiftError>(SloSegment {
-                    container: container.to_string(),
-                    object: seg_name,
-                    etag: Some(info.etag),
-                    size_bytes: Some(len),
-                })
-            });
-            if in_flight.len() >= LARGE_CONCURRENCY {
-                if let Some(r) = in_flight.next().await {
-                    segments.push(r?);
-                }
-            }
-        }
-        while let Some(r) = in_flight.next().await {
-            segments.push(r?);
-        }
-        self.put_slo(container, name, &segments).await
-    }
-
-    /// Deletes a static large object and its segments (`?multipart-manifest=delete`).
-    pub async fn delete_slo(&self, container: &str, name: &str) -> Result<BulkDeleteReport> {
-        check_object(container, name)?;
-        let call = Call::new("delete_slo", Method::DELETE, Some(container), Some(name))
-            .query("multipart-manifest=delete")
-            .header(http::header::ACCEPT, HeaderValue::from_static("application/json"));
-        self.execute(call, |a| async move {
-            if !a.status.is_success() {
-                return Err(a.into_error().await);
-            }
-            parse_bulk_report(a).await
-        })
-        .await
-    }
 }
 
 /// Wraps a body stream so that, once it ends, `slot` holds the md5 hex of what it yielded.
@@ -1529,61 +1252,16 @@ fn hashing(stream: ByteStream, slot: Arc<Mutex<Option<String>>>) -> ByteStream {
     ))
 }
 
-async fn parse_bulk_report(a: Attempt) -> Result<BulkDeleteReport> {
-    if !a.status.is_success() {
-        return Err(a.into_error().await);
-    }
-    let (method, url) = (a.method.to_string(), a.url.clone());
-    let body = a.read_all().await?;
-    let raw: RawBulkReport = serde_json::from_slice(&body).map_err(|e| SwiftError::Http {
-        status: 200,
-        method: method.clone(),
-        url: url.clone(),
-        body_snippet: format!(
-            "unparsable bulk-delete report ({e}): {}",
-            one_line(&String::from_utf8_lossy(&body), 200)
-        ),
-    })?;
-    let errors: Vec<(String, String)> = raw
-        .errors
-        .iter()
-        .map(|e| {
-            let s = |i: usize| match e.get(i) {
-                Some(serde_json::Value::String(s)) => s.clone(),
-                Some(v) => v.to_string(),
-                None => String::new(),
-            };
-            (s(0), s(1))
-        })
-        .collect();
-    let status: u16 = raw
-        .status
-        .split_whitespace()
-        .next()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200);
-    if !(200..300).contains(&status) && errors.is_empty() {
-        // The whole request failed inside the middleware (the HTTP status was 200 because
-        // the middleware had already started streaming its answer).
-        return Err(SwiftError::Http {
-            status,
-            method,
-            url,
-            body_snippet: one_line(&format!("{} {}", raw.status, raw.body), 300),
-        });
-    }
-    Ok(BulkDeleteReport {
-        deleted: raw.deleted,
-        not_found: raw.not_found,
-        errors,
-    })
-}
-
 fn range_header(r: &Range<u64>) -> Result<HeaderValue> {
     hv(&format!("bytes={}-{}", r.start, r.end - 1))
 }
 
-fn range_error(container: Option<String>, object: Option<String>, r: &Range<u64>, len: Option<u64>) -> SwiftError {
+fn range_error(
+    container: Option<String>,
+    object: Option<String>,
+    r: &Range<u64>,
+    len: Option<u64>,
+) -> SwiftError {
     SwiftError::RangeNotSatisfiable {
         container: container.unwrap_or_default(),
         object: object.unwrap_or_default(),
@@ -1595,7 +1273,12 @@ fn range_error(container: Option<String>, object: Option<String>, r: &Range<u64>
 
 /// `bytes 10-20/100` → 10
 fn content_range_start(v: &str) -> Option<u64> {
-    v.strip_prefix("bytes ")?.split('-').next()?.trim().parse().ok()
+    v.strip_prefix("bytes ")?
+        .split('-')
+        .next()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// `bytes */100` or `bytes 10-20/100` → 100
@@ -1609,7 +1292,10 @@ mod tests {
 
     #[test]
     fn one_line_collapses() {
-        assert_eq!(one_line("<html>\n  <h1>Oops</h1>\r\n</html>", 100), "<html> <h1>Oops</h1> </html>");
+        assert_eq!(
+            one_line("<html>\n  <h1>Oops</h1>\r\n</html>", 100),
+            "<html> <h1>Oops</h1> </html>"
+        );
         assert_eq!(one_line("abcdef", 3), "abc…");
         assert_eq!(one_line("ééé", 4), "éé…");
     }
@@ -1628,7 +1314,9 @@ mod tests {
             user: "u".into(),
             key: "k".into(),
         });
-        assert!(matches!(SwiftClient::new(c.clone()), Err(SwiftError::Config(m)) if m.contains("https")));
+        assert!(
+            matches!(SwiftClient::new(c.clone()), Err(SwiftError::Config(m)) if m.contains("https"))
+        );
         c.auth = AuthConfig::TempAuth {
             url: "http://h/auth/v1.0".into(),
             user: "u".into(),
@@ -1643,6 +1331,9 @@ mod tests {
     async fn md5_offload_matches_inline() {
         let big = Bytes::from(vec![1u8; MD5_OFFLOAD + 3]);
         assert_eq!(md5_hex(&big).await, hex::encode(Md5::digest(&big)));
-        assert_eq!(md5_hex(&Bytes::new()).await, "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(
+            md5_hex(&Bytes::new()).await,
+            "d41d8cd98f00b204e9800998ecf8427e"
+        );
     }
 }

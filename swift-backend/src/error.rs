@@ -89,7 +89,9 @@ pub enum SwiftError {
     Config(String),
 
     /// A range starting at or beyond the end of the object (HTTP 416).
-    #[error("range {start}..{end} not satisfiable for {container}/{object} (object length {len:?})")]
+    #[error(
+        "range {start}..{end} not satisfiable for {container}/{object} (object length {len:?})"
+    )]
     RangeNotSatisfiable {
         container: String,
         object: String,
@@ -158,9 +160,7 @@ impl SwiftError {
             SwiftError::NotFound { .. } => Some(404),
             SwiftError::Unauthorized { .. } => Some(401),
             SwiftError::Forbidden { .. } => Some(403),
-            SwiftError::Throttled { status, .. } | SwiftError::Http { status, .. } => {
-                Some(*status)
-            }
+            SwiftError::Throttled { status, .. } | SwiftError::Http { status, .. } => Some(*status),
             SwiftError::RangeNotSatisfiable { .. } => Some(416),
             _ => None,
         }

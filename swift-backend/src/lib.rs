@@ -5,8 +5,10 @@
 //! ([`FaultyStore`]).
 //!
 //! Module map:
-//! * [`client`]: `SwiftClient`, the Swift object/container API: keep-alive pool, in-flight
-//!   semaphore, retry loop, checksums, large objects;
+//! * [`client`]: `SwiftClient`: keep-alive pool, in-flight semaphore, the retry loop, and
+//!   the object operations with their checksums;
+//! * [`container`]: container operations, listings, bulk delete;
+//! * [`large`]: static large objects (segments + manifest);
 //! * [`auth`]: v1 and Keystone v3 auth, the token cache shared by client forks;
 //! * [`retry`]: backoff with full jitter and `Retry-After`;
 //! * [`body`]: request bodies and the progress-based request timeout;
@@ -20,9 +22,11 @@
 pub mod auth;
 pub mod body;
 pub mod client;
+pub mod container;
 pub mod encode;
 pub mod error;
 pub mod faulty;
+pub mod large;
 pub mod memory;
 pub mod retry;
 pub mod store;

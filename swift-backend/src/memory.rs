@@ -133,7 +133,9 @@ mod tests {
             s.list("b/").await.unwrap(),
             vec![("b/1".to_string(), 5), ("b/2".to_string(), 0)]
         );
-        s.delete_many(&["b/1".into(), "missing".into()]).await.unwrap();
+        s.delete_many(&["b/1".into(), "missing".into()])
+            .await
+            .unwrap();
         assert_eq!(s.keys(), vec!["b/2".to_string(), "c".to_string()]);
     }
 }

@@ -109,7 +109,11 @@ impl ObjectStore for SwiftStore {
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(500),
                 method: "POST".into(),
-                url: format!("?bulk-delete ({} of {} failed)", report.errors.len(), keys.len()),
+                url: format!(
+                    "?bulk-delete ({} of {} failed)",
+                    report.errors.len(),
+                    keys.len()
+                ),
                 body_snippet: format!("first failure: {name}: {status}"),
             });
         }

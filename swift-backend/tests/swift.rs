@@ -21,7 +21,10 @@ async fn round_trips_with_checksums() {
     for (i, len) in [0usize, 1, 4 << 20, 64 << 20].into_iter().enumerate() {
         let body = data(len, i as u64);
         let name = format!("obj-{len}");
-        let info = c.put_object(&cont, &name, body.clone(), true).await.unwrap();
+        let info = c
+            .put_object(&cont, &name, body.clone(), true)
+            .await
+            .unwrap();
         assert_eq!(info.etag, md5(&body), "etag of {len} bytes");
         let meta = c.head_object(&cont, &name).await.unwrap();
         assert_eq!(meta.len, len as u64);
@@ -44,9 +47,17 @@ async fn range_reads_at_edges() {
     c.put_object(&cont, "r", body.clone(), true).await.unwrap();
     let get = |r: std::ops::Range<u64>| c.get_range(&cont, "r", r);
     assert_eq!(get(0..1).await.unwrap(), body.slice(0..1), "first byte");
-    assert_eq!(get(999..1000).await.unwrap(), body.slice(999..1000), "last byte");
+    assert_eq!(
+        get(999..1000).await.unwrap(),
+        body.slice(999..1000),
+        "last byte"
+    );
     assert_eq!(get(100..300).await.unwrap(), body.slice(100..300));
-    assert_eq!(get(990..5000).await.unwrap(), body.slice(990..1000), "across the end");
+    assert_eq!(
+        get(990..5000).await.unwrap(),
+        body.slice(990..1000),
+        "across the end"
+    );
     assert_eq!(get(0..1000).await.unwrap(), body, "exactly all");
     assert!(get(500..500).await.unwrap().is_empty(), "empty range");
     match get(1000..1001).await {
@@ -59,8 +70,13 @@ async fn range_reads_at_edges() {
         get(5000..6000).await,
         Err(SwiftError::RangeNotSatisfiable { .. })
     ));
-    assert!(matches!(get(10..5).await, Err(SwiftError::Config(_))));
-    assert!(c.get_range(&cont, "missing", 0..1).await.unwrap_err().is_not_found());
+    let inverted = std::ops::Range { start: 10, end: 5 };
+    assert!(matches!(get(inverted).await, Err(SwiftError::Config(_))));
+    assert!(c
+        .get_range(&cont, "missing", 0..1)
+        .await
+        .unwrap_err()
+        .is_not_found());
 
     // Streams follow the same rules.
     let s = c.get_stream(&cont, "r", Some(10..20)).await.unwrap();
@@ -75,7 +91,9 @@ async fn range_reads_at_edges() {
     ));
 
     // A zero-length object has no satisfiable non-empty range.
-    c.put_object(&cont, "empty", Bytes::new(), true).await.unwrap();
+    c.put_object(&cont, "empty", Bytes::new(), true)
+        .await
+        .unwrap();
     assert!(matches!(
         c.get_range(&cont, "empty", 0..1).await,
         Err(SwiftError::RangeNotSatisfiable { .. })
@@ -88,10 +106,25 @@ async fn missing_things_are_not_found() {
     let cont = new_container(&c).await;
     let e = c.get_object(&cont, "nope").await.unwrap_err();
     assert!(e.is_not_found(), "{e}");
-    assert!(e.to_string().contains("nope") && e.to_string().contains(&cont), "{e}");
-    assert!(c.head_object(&cont, "nope").await.unwrap_err().is_not_found());
-    assert!(c.delete_object(&cont, "nope").await.unwrap_err().is_not_found());
-    assert!(c.head_container("no-such-container-x").await.unwrap_err().is_not_found());
+    assert!(
+        e.to_string().contains("nope") && e.to_string().contains(&cont),
+        "{e}"
+    );
+    assert!(c
+        .head_object(&cont, "nope")
+        .await
+        .unwrap_err()
+        .is_not_found());
+    assert!(c
+        .delete_object(&cont, "nope")
+        .await
+        .unwrap_err()
+        .is_not_found());
+    assert!(c
+        .head_container("no-such-container-x")
+        .await
+        .unwrap_err()
+        .is_not_found());
     assert!(c
         .list_objects("no-such-container-x", &ListOptions::default())
         .await
@@ -103,7 +136,9 @@ async fn missing_things_are_not_found() {
         .unwrap_err()
         .is_not_found());
     // delete then 404
-    c.put_object(&cont, "d", Bytes::from_static(b"x"), true).await.unwrap();
+    c.put_object(&cont, "d", Bytes::from_static(b"x"), true)
+        .await
+        .unwrap();
     c.delete_object(&cont, "d").await.unwrap();
     assert!(c.head_object(&cont, "d").await.unwrap_err().is_not_found());
 }
@@ -127,10 +162,15 @@ async fn wrong_key_is_an_auth_error_naming_user_and_url() {
     assert!(started.elapsed() < Duration::from_secs(3));
     // The waiters of a failed refresh share its error instead of retrying it each.
     let before = c.auth_requests();
-    let results =
-        futures::future::join_all((0..20).map(|_| c.head_container("whatever"))).await;
-    assert!(results.iter().all(|r| matches!(r, Err(SwiftError::Auth { .. }))));
-    assert!(c.auth_requests() - before < 20, "refresh storm: {}", c.auth_requests() - before);
+    let results = futures::future::join_all((0..20).map(|_| c.head_container("whatever"))).await;
+    assert!(results
+        .iter()
+        .all(|r| matches!(r, Err(SwiftError::Auth { .. }))));
+    assert!(
+        c.auth_requests() - before < 20,
+        "refresh storm: {}",
+        c.auth_requests() - before
+    );
 }
 
 #[tokio::test]
@@ -139,7 +179,9 @@ async fn token_expiry_and_refresh() {
     let cont = new_container(&c).await;
     let n0 = c.auth_requests();
     assert_eq!(n0, 1);
-    c.put_object(&cont, "a", Bytes::from_static(b"a"), true).await.unwrap();
+    c.put_object(&cont, "a", Bytes::from_static(b"a"), true)
+        .await
+        .unwrap();
     assert_eq!(c.auth_requests(), n0, "valid token reused");
 
     // Expired token: refreshed before the request, once for many concurrent requests.
@@ -156,10 +198,16 @@ async fn token_expiry_and_refresh() {
     // Same through a fork: the token cache is shared.
     let f = c.fork();
     c.corrupt_token_for_test();
-    f.put_object(&cont, "b", Bytes::from_static(b"b"), true).await.unwrap();
+    f.put_object(&cont, "b", Bytes::from_static(b"b"), true)
+        .await
+        .unwrap();
     assert_eq!(c.auth_requests(), n0 + 3);
     assert_eq!(c.get_object(&cont, "b").await.unwrap(), "b");
-    assert_eq!(c.auth_requests(), n0 + 3, "fork's new token used by the parent");
+    assert_eq!(
+        c.auth_requests(),
+        n0 + 3,
+        "fork's new token used by the parent"
+    );
 }
 
 #[tokio::test]
@@ -168,15 +216,25 @@ async fn etag_mismatch_is_corrupt() {
     let cont = new_container(&c).await;
     let body = Bytes::from_static(b"some block");
     let e = c
-        .put_with_md5(&cont, "x", body.clone(), Some("0123456789abcdef0123456789abcdef"))
+        .put_with_md5(
+            &cont,
+            "x",
+            body.clone(),
+            Some("0123456789abcdef0123456789abcdef"),
+        )
         .await
         .unwrap_err();
     assert!(matches!(e, SwiftError::Corrupt { .. }), "{e:?}");
     assert!(e.to_string().contains(&format!("{cont}/x")), "{e}");
     assert!(!e.is_retryable());
-    assert!(c.head_object(&cont, "x").await.unwrap_err().is_not_found(), "nothing stored");
+    assert!(
+        c.head_object(&cont, "x").await.unwrap_err().is_not_found(),
+        "nothing stored"
+    );
     // The right md5 goes through.
-    c.put_with_md5(&cont, "x", body.clone(), Some(&md5(&body))).await.unwrap();
+    c.put_with_md5(&cont, "x", body.clone(), Some(&md5(&body)))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -203,7 +261,11 @@ async fn concurrent_puts_all_verified() {
         async move { (i, c.get_object(&cont, &format!("p/{i:04}")).await) }
     });
     for (i, r) in futures::future::join_all(gets).await {
-        assert_eq!(md5(&r.unwrap()), md5(&data(16 << 10, 1000 + i as u64)), "object {i}");
+        assert_eq!(
+            md5(&r.unwrap()),
+            md5(&data(16 << 10, 1000 + i as u64)),
+            "object {i}"
+        );
     }
     assert_eq!(c.list_all(&cont, Some("p/"), None).await.unwrap().len(), n);
 }
@@ -235,18 +297,27 @@ async fn bulk_delete_thousand_objects() {
     c.delete_container(&cont).await.unwrap();
 }
 
+/// Slow (Swift's bulk middleware takes minutes for 10,000 deletes on this class of
+/// machine); the chunking itself is covered fast in `tests/retry.rs`.
 #[tokio::test]
+#[ignore = "slow: minutes of Swift-side deletes; run with --ignored"]
 async fn bulk_delete_chunks_over_ten_thousand() {
     // 10,001 names of absent objects: two requests, all counted as not found.
     let c = client();
     let cont = new_container(&c).await;
-    c.put_object(&cont, "last", Bytes::from_static(b"x"), true).await.unwrap();
+    c.put_object(&cont, "last", Bytes::from_static(b"x"), true)
+        .await
+        .unwrap();
     let mut names: Vec<String> = (0..10_000).map(|i| format!("absent-{i}")).collect();
     names.push("last".into());
     let started = Instant::now();
     let report = c.bulk_delete(&cont, &names).await.unwrap();
     eprintln!("bulk delete of 10,001 in {:?}", started.elapsed());
-    assert_eq!((report.deleted, report.not_found), (1, 10_000), "{report:?}");
+    assert_eq!(
+        (report.deleted, report.not_found),
+        (1, 10_000),
+        "{report:?}"
+    );
 }
 
 #[tokio::test]
@@ -351,26 +422,31 @@ async fn slo_round_trip_with_small_segments() {
         .map(|ch| Ok(Bytes::copy_from_slice(ch)))
         .collect();
     let info = c
-        .put_large(&cont, "big file", futures::stream::iter(chunks), 1024)
+        .put_large(&cont, "big file 100%", futures::stream::iter(chunks), 1024)
         .await
         .unwrap();
     assert!(!info.etag.is_empty());
-    let meta = c.head_object(&cont, "big file").await.unwrap();
+    let meta = c.head_object(&cont, "big file 100%").await.unwrap();
     assert!(meta.is_slo);
     assert_eq!(meta.len, body.len() as u64);
-    assert_eq!(md5(&c.get_object(&cont, "big file").await.unwrap()), md5(&body));
+    assert_eq!(
+        md5(&c.get_object(&cont, "big file 100%").await.unwrap()),
+        md5(&body)
+    );
     // A range across a segment boundary.
     assert_eq!(
-        c.get_range(&cont, "big file", 1000..3000).await.unwrap(),
+        c.get_range(&cont, "big file 100%", 1000..3000)
+            .await
+            .unwrap(),
         body.slice(1000..3000)
     );
     let segs = c
-        .list_all(&cont, Some("big file/segments/"), None)
+        .list_all(&cont, Some("big file 100%/segments/"), None)
         .await
         .unwrap();
     assert_eq!(segs.len(), 11);
     // Deleting the manifest with its segments leaves nothing.
-    let report = c.delete_slo(&cont, "big file").await.unwrap();
+    let report = c.delete_slo(&cont, "big file 100%").await.unwrap();
     assert_eq!(report.deleted, 12, "{report:?}");
     assert!(c.list_all(&cont, None, None).await.unwrap().is_empty());
 
@@ -415,7 +491,10 @@ async fn odd_names_are_encoded() {
             .await
             .unwrap_or_else(|e| panic!("put {n:?}: {e}"));
         assert_eq!(c.get_object(&cont, n).await.unwrap(), body, "{n:?}");
-        assert_eq!(c.head_object(&cont, n).await.unwrap().len, body.len() as u64);
+        assert_eq!(
+            c.head_object(&cont, n).await.unwrap().len,
+            body.len() as u64
+        );
     }
     let mut listed: Vec<String> = c
         .list_all(&cont, None, None)
@@ -458,7 +537,9 @@ fn works_on_current_thread_runtimes_with_forks() {
                     for i in 0..20 {
                         let name = format!("t{t}/{i}");
                         let body = data(1000 + i, t as u64 * 100 + i as u64);
-                        f.put_object(&cont, &name, body.clone(), true).await.unwrap();
+                        f.put_object(&cont, &name, body.clone(), true)
+                            .await
+                            .unwrap();
                         assert_eq!(f.get_object(&cont, &name).await.unwrap(), body);
                     }
                 });
@@ -508,7 +589,10 @@ async fn streamed_puts() {
         )
     };
     // Chunked transfer encoding (no length).
-    let info = c.put_object_stream(&cont, "chunked", chunks(), None).await.unwrap();
+    let info = c
+        .put_object_stream(&cont, "chunked", chunks(), None)
+        .await
+        .unwrap();
     assert_eq!(info.etag, md5(&body));
     assert_eq!(c.get_object(&cont, "chunked").await.unwrap(), body);
     // With Content-Length.
@@ -522,7 +606,11 @@ async fn streamed_puts() {
         .await
         .unwrap_err();
     eprintln!("wrong length: {e}");
-    assert!(c.head_object(&cont, "short").await.unwrap_err().is_not_found());
+    assert!(c
+        .head_object(&cont, "short")
+        .await
+        .unwrap_err()
+        .is_not_found());
     // Replayable: survives a 401 (the stream is made again).
     let b2 = body.clone();
     c.corrupt_token_for_test();
@@ -540,19 +628,30 @@ async fn streamed_puts() {
         Ok(Bytes::from_static(b"abc")),
         Err(std::io::Error::other("disk on fire")),
     ]);
-    let e = c.put_object_stream(&cont, "bad", bad, None).await.unwrap_err();
+    let e = c
+        .put_object_stream(&cont, "bad", bad, None)
+        .await
+        .unwrap_err();
     eprintln!("failing stream: {e}");
-    assert!(c.head_object(&cont, "bad").await.unwrap_err().is_not_found());
+    assert!(c
+        .head_object(&cont, "bad")
+        .await
+        .unwrap_err()
+        .is_not_found());
 }
 
 /// The same semantic checks on the in-memory store and on Swift: a test passing on
 /// `MemoryStore` means the same on Swift.
 async fn store_conformance(s: &dyn ObjectStore, prefix: &str) {
     let k = |n: &str| format!("{prefix}{n}");
-    s.put(&k("b/1"), Bytes::from_static(b"hello")).await.unwrap();
+    s.put(&k("b/1"), Bytes::from_static(b"hello"))
+        .await
+        .unwrap();
     s.put(&k("b/2"), Bytes::new()).await.unwrap();
     s.put(&k("c"), Bytes::from_static(b"x")).await.unwrap();
-    s.put(&k("b/1"), Bytes::from_static(b"hello")).await.unwrap(); // retry: same bytes
+    s.put(&k("b/1"), Bytes::from_static(b"hello"))
+        .await
+        .unwrap(); // retry: same bytes
     assert_eq!(s.get(&k("b/1"), None).await.unwrap(), "hello");
     assert_eq!(s.get(&k("b/1"), Some(0..1)).await.unwrap(), "h");
     assert_eq!(s.get(&k("b/1"), Some(4..5)).await.unwrap(), "o");
@@ -572,7 +671,10 @@ async fn store_conformance(s: &dyn ObjectStore, prefix: &str) {
     );
     s.delete_many(&[k("b/1"), k("missing")]).await.unwrap();
     assert_eq!(s.head(&k("b/1")).await.unwrap(), None);
-    assert_eq!(s.list(prefix).await.unwrap(), vec![(k("b/2"), 0), (k("c"), 1)]);
+    assert_eq!(
+        s.list(prefix).await.unwrap(),
+        vec![(k("b/2"), 0), (k("c"), 1)]
+    );
     s.delete_many(&[]).await.unwrap();
 }
 

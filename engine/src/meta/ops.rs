@@ -273,7 +273,11 @@ impl Meta {
                 }
             }
             let _g = self.alloc_lock.lock().await;
-            if range.lock().next < range.lock().end {
+            let has_ids = {
+                let r = range.lock();
+                r.next < r.end
+            };
+            if has_ids {
                 continue;
             }
             let key = self.keys.counter(which);

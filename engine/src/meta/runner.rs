@@ -106,7 +106,8 @@ struct GroupState {
 /// Last known value and revision of keys, used unverified by write operations (their
 /// transaction's guard catches a stale entry). Never used to answer a read-only request.
 struct KeyCache {
-    map: Mutex<BTreeMap<Vec<u8>, (Option<Bytes>, i64)>>,
+    /// key → (value, mod revision (0: absent), revision it was current at)
+    map: Mutex<BTreeMap<Vec<u8>, (Option<Bytes>, i64, i64)>>,
     cap: usize,
 }
 
@@ -115,10 +116,10 @@ impl KeyCache {
         if self.cap == 0 {
             return None;
         }
-        self.map.lock().get(key).map(|(v, r)| Known { value: v.clone(), mod_rev: *r, unverified: true })
+        self.map.lock().get(key).map(|(v, r, seen)| Known { value: v.clone(), mod_rev: *r, unverified: true, seen_at: *seen })
     }
 
-    fn put(&self, key: &[u8], value: Option<Bytes>, rev: i64) {
+    fn put(&self, key: &[u8], value: Option<Bytes>, rev: i64, seen_at: i64) {
         if self.cap == 0 {
             return;
         }
@@ -126,7 +127,27 @@ impl KeyCache {
         if m.len() >= self.cap {
             m.clear();
         }
-        m.insert(key.to_vec(), (value, rev));
+        match m.get(key) {
+            Some((_, _, seen)) if *seen > seen_at => {}
+            _ => {
+                m.insert(key.to_vec(), (value, rev, seen_at));
+            }
+        }
+    }
+
+    /// Replaces records in `reads` with newer ones from the cache (our own commits).
+    fn refresh(&self, reads: &mut ReadSet) {
+        if self.cap == 0 {
+            return;
+        }
+        let m = self.map.lock();
+        for (k, known) in reads.keys.iter_mut() {
+            if let Some((v, r, seen)) = m.get(k) {
+                if *seen > known.seen_at {
+                    *known = Known { value: v.clone(), mod_rev: *r, unverified: known.unverified, seen_at: *seen };
+                }
+            }
+        }
     }
 
     fn forget(&self, key: &[u8]) {
@@ -139,8 +160,8 @@ impl KeyCache {
         }
         for w in writes {
             match w {
-                Write::Put { key, value, .. } => self.put(key, Some(Bytes::copy_from_slice(value)), rev),
-                Write::Delete { key } => self.put(key, None, 0),
+                Write::Put { key, value, .. } => self.put(key, Some(Bytes::copy_from_slice(value)), rev, rev),
+                Write::Delete { key } => self.put(key, None, 0, rev),
                 Write::DeleteRange { start, end } => {
                     let mut m = self.map.lock();
                     let doomed: Vec<Vec<u8>> = m.range(start.clone()..end.clone()).map(|(k, _)| k.clone()).collect();
@@ -325,7 +346,7 @@ impl Runner {
                         }
                     }
                     if !fetch.is_empty() {
-                        let (vals, _) = self.read_with_retry(name, deadline, |kv| {
+                        let (vals, at) = self.read_with_retry(name, deadline, |kv| {
                             let keys = fetch.clone();
                             async move { kv.get_many(&keys).await }
                         })
@@ -336,8 +357,8 @@ impl Runner {
                                 Some(KeyValue { value, mod_rev, .. }) => (Some(Bytes::from(value)), mod_rev),
                                 None => (None, 0),
                             };
-                            self.cache.put(&k, value.clone(), rev);
-                            reads.keys.insert(k, Known { value, mod_rev: rev, unverified: false });
+                            self.cache.put(&k, value.clone(), rev, at);
+                            reads.keys.insert(k, Known { value, mod_rev: rev, unverified: false, seen_at: at });
                         }
                     }
                 }
@@ -552,41 +573,18 @@ impl Runner {
         for (p, _) in batch.iter() {
             merged.merge(&p.reads);
         }
-        let mut results: Vec<Option<BatchResult>> = (0..batch.len()).map(|_| None).collect();
-        let mut values: Vec<Option<Erased>> = (0..batch.len()).map(|_| None).collect();
-        let txn;
-        {
-            let mut view = View::new(&merged, true, Timestamp::now());
-            let mut full = false;
-            for (i, (p, _)) in batch.iter_mut().enumerate() {
-                if full {
-                    results[i] = Some(BatchResult::Requeue);
-                    continue;
-                }
-                let saved = view.clone();
-                view.now = p.now;
-                match (p.op)(&mut view) {
-                    Ok(v) => {
-                        if i > 0 && !self.opts.limits.fits(&view.to_txn()) {
-                            view = saved;
-                            full = true;
-                            results[i] = Some(BatchResult::Requeue);
-                        } else {
-                            values[i] = Some(v);
-                        }
-                    }
-                    Err(_) => {
-                        view = saved;
-                        // Could not run on the shared view (or failed on it): retry alone,
-                        // which gives the authoritative answer.
-                        results[i] = Some(BatchResult::Final(Outcome::Retry { alone: true }));
-                    }
-                }
+        // Reads taken before our previous batch committed are stale by exactly what that
+        // batch wrote; the cache has those writes, so consecutive batches do not conflict.
+        self.cache.refresh(&mut merged);
+        let mut refreshed = false;
+        loop {
+            let mut results: Vec<Option<BatchResult>> = (0..batch.len()).map(|_| None).collect();
+            let mut values: Vec<Option<Erased>> = (0..batch.len()).map(|_| None).collect();
+            let txn = Self::replay_batch(&self.opts.limits, &merged, batch, &mut results, &mut values);
+            let members = values.iter().filter(|v| v.is_some()).count();
+            if members == 0 {
+                return finish(results);
             }
-            txn = view.to_txn();
-        }
-        let members = values.iter().filter(|v| v.is_some()).count();
-        if members > 0 {
             self.stats.txns.fetch_add(1, Ordering::Relaxed);
             let outcome = match self.kv.txn(&txn).await {
                 Ok(o) if o.succeeded => Ok(o.revision),
@@ -609,24 +607,103 @@ impl Runner {
                             results[i] = Some(BatchResult::Final(Outcome::Committed(v)));
                         }
                     }
+                    return finish(results);
                 }
-                Err(err) => {
-                    if members > 1 && err.is_none() {
-                        self.stats.batch_fallbacks.fetch_add(1, Ordering::Relaxed);
-                    }
-                    for (i, v) in values.iter().enumerate() {
-                        if v.is_some() {
-                            results[i] = Some(BatchResult::Final(match &err {
-                                None => Outcome::Retry { alone: members > 1 },
-                                Some(e) => Outcome::Kv(clone_kv_error(e)),
-                            }));
+                Err(None) if members > 1 && !refreshed => {
+                    // Someone else changed a guarded key: re-read every guarded key once
+                    // (one round trip) and replay the batch on the fresh values.
+                    refreshed = true;
+                    self.stats.batch_fallbacks.fetch_add(1, Ordering::Relaxed);
+                    let keys: Vec<Vec<u8>> = txn
+                        .compares
+                        .iter()
+                        .filter_map(|c| match c {
+                            super::kv::Cmp::ModRev { key, .. } => Some(key.clone()),
+                            _ => None,
+                        })
+                        .collect();
+                    if let Ok((vals, at)) = self.kv.get_many(&keys).await {
+                        for (k, v) in keys.into_iter().zip(vals) {
+                            let (value, rev) = match v {
+                                Some(KeyValue { value, mod_rev, .. }) => (Some(Bytes::from(value)), mod_rev),
+                                None => (None, 0),
+                            };
+                            self.cache.put(&k, value.clone(), rev, at);
+                            merged.keys.insert(k, Known { value, mod_rev: rev, unverified: false, seen_at: at });
                         }
+                        merged.ranges.clear();
+                        for (p, _) in batch.iter() {
+                            for (r, e) in &p.reads.ranges {
+                                merged.ranges.insert(r.clone(), *e);
+                            }
+                        }
+                        continue;
                     }
+                    return fail_members(results, &values, None, members);
+                }
+                Err(err) => return fail_members(results, &values, err, members),
+            }
+        }
+    }
+
+    /// Replays every operation of the batch over one shared view; returns the combined
+    /// transaction. Operations that cannot run on the shared view are told to retry alone;
+    /// those that no longer fit wait for the next batch.
+    fn replay_batch(
+        limits: &TxnLimits,
+        merged: &ReadSet,
+        batch: &mut [(Payload, Option<oneshot::Sender<Signal>>)],
+        results: &mut [Option<BatchResult>],
+        values: &mut [Option<Erased>],
+    ) -> TxnRequest {
+        let mut view = View::new(merged, true, Timestamp::now());
+        let mut full = false;
+        for (i, (p, _)) in batch.iter_mut().enumerate() {
+            if full {
+                results[i] = Some(BatchResult::Requeue);
+                continue;
+            }
+            let saved = view.clone();
+            view.now = p.now;
+            match (p.op)(&mut view) {
+                Ok(v) => {
+                    if i > 0 && !limits.fits(&view.to_txn()) {
+                        view = saved;
+                        full = true;
+                        results[i] = Some(BatchResult::Requeue);
+                    } else {
+                        values[i] = Some(v);
+                    }
+                }
+                Err(_) => {
+                    view = saved;
+                    results[i] = Some(BatchResult::Final(Outcome::Retry { alone: true }));
                 }
             }
         }
-        results.into_iter().map(|r| r.unwrap_or(BatchResult::Final(Outcome::Retry { alone: true }))).collect()
+        view.to_txn()
     }
+}
+
+fn finish(results: Vec<Option<BatchResult>>) -> Vec<BatchResult> {
+    results.into_iter().map(|r| r.unwrap_or(BatchResult::Final(Outcome::Retry { alone: true }))).collect()
+}
+
+fn fail_members(
+    mut results: Vec<Option<BatchResult>>,
+    values: &[Option<Erased>],
+    err: Option<KvError>,
+    members: usize,
+) -> Vec<BatchResult> {
+    for (i, v) in values.iter().enumerate() {
+        if v.is_some() {
+            results[i] = Some(BatchResult::Final(match &err {
+                None => Outcome::Retry { alone: members > 1 },
+                Some(e) => Outcome::Kv(clone_kv_error(e)),
+            }));
+        }
+    }
+    finish(results)
 }
 
 enum BatchResult {

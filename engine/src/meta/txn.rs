@@ -25,6 +25,8 @@ pub struct Known {
     pub mod_rev: i64,
     /// Came from the client cache (or was speculated), not from a read of this attempt.
     pub unverified: bool,
+    /// Store revision at which this was known to be current (orders two records of a key).
+    pub seen_at: i64,
 }
 
 /// Everything an attempt has read.
@@ -45,7 +47,7 @@ impl ReadSet {
     pub fn merge(&mut self, other: &ReadSet) {
         for (k, v) in &other.keys {
             match self.keys.get(k) {
-                Some(mine) if mine.mod_rev >= v.mod_rev => {}
+                Some(mine) if mine.seen_at >= v.seen_at => {}
                 _ => {
                     self.keys.insert(k.clone(), v.clone());
                 }
@@ -337,7 +339,7 @@ mod tests {
     use super::*;
 
     fn known(v: &[u8], rev: i64) -> Known {
-        Known { value: Some(Bytes::copy_from_slice(v)), mod_rev: rev, unverified: false }
+        Known { value: Some(Bytes::copy_from_slice(v)), mod_rev: rev, unverified: false, seen_at: rev }
     }
 
     #[test]

@@ -76,7 +76,10 @@ impl TestConf {
                 if k.starts_with('#') {
                     return None;
                 }
-                Some((k.to_string(), v.trim_matches(|c| c == '\'' || c == '"').to_string()))
+                Some((
+                    k.to_string(),
+                    v.trim_matches(|c| c == '\'' || c == '"').to_string(),
+                ))
             })
             .collect()
     }
@@ -139,8 +142,8 @@ pub fn conf() -> &'static TestConf {
         let path = conf_path().to_path_buf();
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-        let doc: toml::Table = toml::from_str(&text)
-            .unwrap_or_else(|e| panic!("parse {}: {e}", path.display()));
+        let doc: toml::Table =
+            toml::from_str(&text).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()));
         let swift = doc
             .get("swift")
             .and_then(|v| v.as_table())
@@ -169,8 +172,17 @@ pub fn config() -> SwiftConfig {
     c
 }
 
+/// Logs to the test output when `RUST_LOG` is set (e.g. `RUST_LOG=ringfs_swift=debug`).
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
 /// A fresh client (each test runs on its own runtime, so each gets its own pool).
 pub fn client() -> SwiftClient {
+    init_tracing();
     SwiftClient::new(config()).expect("valid config")
 }
 
