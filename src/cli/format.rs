@@ -1,6 +1,6 @@
 //! `ringfs format -c CONF VOLUME [--block-size 4MiB] [--chunk-size 64MiB] [--force]`
 
-use anyhow::{bail, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use ringfs_engine::config::{ByteSize, Config};
 
@@ -26,6 +26,25 @@ pub struct FormatArgs {
 }
 
 pub fn run(cfg: Config, args: FormatArgs) -> Result<()> {
-    let _ = (cfg, args);
-    bail!("not implemented yet")
+    let rt = super::runtime()?;
+    let rec = rt
+        .block_on(ringfs_engine::setup::format_volume(
+            &cfg,
+            &args.volume,
+            args.block_size.bytes(),
+            args.chunk_size.bytes(),
+            args.force,
+        ))
+        .with_context(|| format!("cannot format volume '{}'", args.volume))?;
+    println!(
+        "formatted volume '{}' (uuid {}, block size {}, chunk size {}, Swift container '{}', etcd prefix '{}/{}/')",
+        rec.name,
+        rec.uuid,
+        ByteSize(rec.block_size),
+        ByteSize(rec.chunk_size),
+        rec.container,
+        cfg.etcd.prefix,
+        rec.name
+    );
+    Ok(())
 }

@@ -296,3 +296,8 @@ mod tests {
         assert_eq!(b.dir, Some(PathBuf::from("/mnt/x")));
     }
 }
+
+/// A small runtime for one-shot commands (format, status).
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")
+}

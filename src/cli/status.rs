@@ -1,6 +1,6 @@
 //! `ringfs status -c CONF VOLUME`
 
-use anyhow::{bail, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use ringfs_engine::config::Config;
 
@@ -15,6 +15,57 @@ pub struct StatusArgs {
 }
 
 pub fn run(cfg: Config, args: StatusArgs) -> Result<()> {
-    let _ = (cfg, args);
-    bail!("not implemented yet")
+    let rt = super::runtime()?;
+    rt.block_on(async move {
+        let keys = ringfs_engine::setup::keys_for(&cfg, &args.volume)?;
+        let kv = ringfs_engine::setup::connect_etcd(&cfg).await?;
+        let rec = ringfs_engine::meta::Meta::load_volume(&kv, &keys)
+            .await?
+            .with_context(|| format!("volume '{}' not found in etcd at {}", args.volume, cfg.etcd.endpoints.join(",")))?;
+        println!("volume:        {}", rec.name);
+        println!("uuid:          {}", rec.uuid);
+        println!("format:        version {}", rec.format_version);
+        println!("block size:    {}", ringfs_engine::config::ByteSize(rec.block_size));
+        println!("chunk size:    {}", ringfs_engine::config::ByteSize(rec.chunk_size));
+        println!("container:     {}", rec.container);
+        let (s, e) = keys.session_range();
+        let (sessions, _) = kv.range(&s, &e, 0).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        println!("sessions:      {}", sessions.len());
+        for kv in &sessions {
+            println!("  - {}", String::from_utf8_lossy(&kv.value));
+        }
+        let (s, e) = keys.delfile_range();
+        let (pending, _) = kv.range(&s, &e, 0).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        println!("pending deletions: {}", pending.len());
+        let (s, e) = {
+            let mut s = keys.prefix().to_vec();
+            s.push(ringfs_engine::meta::keys::tag::ATTR);
+            let e = ringfs_engine::meta::keys::prefix_end(&s);
+            (s, e)
+        };
+        let (mut inodes, mut bytes, mut start) = (0u64, 0u64, s.clone());
+        loop {
+            let (page, more) = kv.range(&start, &e, 5000).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            for kv in &page {
+                inodes += 1;
+                if let Some(ino) = keys.trailing_ino(&kv.key) {
+                    if let Ok(a) = ringfs_engine::meta::Attr::decode(ino, &kv.value) {
+                        if a.kind == ringfs_engine::meta::FileKind::File {
+                            bytes += a.size;
+                        }
+                    }
+                }
+            }
+            match (more, page.last()) {
+                (true, Some(last)) => {
+                    start = last.key.clone();
+                    start.push(0);
+                }
+                _ => break,
+            }
+        }
+        println!("inodes:        {inodes}");
+        println!("file bytes:    {bytes} ({})", ringfs_engine::config::ByteSize(bytes));
+        Ok(())
+    })
 }
