@@ -402,12 +402,12 @@ struct FileState {
     write_error: Option<FsError>,
 }
 
+/// An open file handle; the inode is kept to check that a request matches its handle.
 struct Handle {
     ino: Ino,
 }
 
 struct DirHandle {
-    ino: Ino,
     /// Cookie → name of the entries returned by the last page, to continue after one.
     last_page: BTreeMap<i64, Vec<u8>>,
 }
@@ -627,7 +627,7 @@ impl Worker {
             return Err(errno(libc::ENOTDIR, "opendir"));
         }
         let fh = self.shared.new_fh();
-        self.dirs.borrow_mut().insert(fh, DirHandle { ino, last_page: BTreeMap::new() });
+        self.dirs.borrow_mut().insert(fh, DirHandle { last_page: BTreeMap::new() });
         Ok(fh)
     }
 
@@ -755,7 +755,7 @@ impl Worker {
         if end > self.shared.max_file_size {
             return Err(errno(libc::EFBIG, "write beyond the maximum file size"));
         }
-        if !self.handles.borrow().contains_key(&fh) {
+        if self.handles.borrow().get(&fh).map(|h| h.ino) != Some(ino) {
             return Err(errno(libc::EBADF, "unknown file handle"));
         }
         let over_budget = {
@@ -875,7 +875,7 @@ impl Worker {
         if offset < 0 {
             return Err(errno(libc::EINVAL, "negative offset"));
         }
-        if !self.handles.borrow().contains_key(&fh) {
+        if self.handles.borrow().get(&fh).map(|h| h.ino) != Some(ino) {
             return Err(errno(libc::EBADF, "unknown file handle"));
         }
         let off = offset as u64;

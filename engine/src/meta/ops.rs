@@ -782,14 +782,11 @@ impl Meta {
                     return Ok(());
                 }
                 v.delete(keys.sustained(ino));
-                match v.get(&keys.attr(ino))? {
-                    Some(b) => {
-                        let a = Attr::decode(ino, &b)?;
-                        if a.nlink == 0 {
-                            delete_inode(&keys, v, &a);
-                        }
+                if let Some(b) = v.get(&keys.attr(ino))? {
+                    let a = Attr::decode(ino, &b)?;
+                    if a.nlink == 0 {
+                        delete_inode(&keys, v, &a);
                     }
-                    None => {}
                 }
                 Ok(())
             })

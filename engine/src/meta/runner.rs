@@ -105,9 +105,11 @@ struct GroupState {
 
 /// Last known value and revision of keys, used unverified by write operations (their
 /// transaction's guard catches a stale entry). Never used to answer a read-only request.
+/// (value, mod revision (0: absent), revision it was known current at)
+type CacheEntry = (Option<Bytes>, i64, i64);
+
 struct KeyCache {
-    /// key → (value, mod revision (0: absent), revision it was current at)
-    map: Mutex<BTreeMap<Vec<u8>, (Option<Bytes>, i64, i64)>>,
+    map: Mutex<BTreeMap<Vec<u8>, CacheEntry>>,
     cap: usize,
 }
 
@@ -445,7 +447,7 @@ impl Runner {
             .collect();
         let deadline = Instant::now() + self.opts.op_timeout;
         let keys: Vec<Vec<u8>> = if puts.is_empty() {
-            txn.writes.iter().filter_map(|w| matches!(w, Write::Delete { .. }).then(|| w.key().to_vec())).collect()
+            txn.writes.iter().filter(|w| matches!(w, Write::Delete { .. })).map(|w| w.key().to_vec()).collect()
         } else {
             puts.iter().map(|(k, _)| (*k).clone()).collect()
         };

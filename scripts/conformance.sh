@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# scripts/conformance.sh — POSIX conformance (pjdfstest) and data-path stress (fsx) on a
+# real ringfs mount.
+#
+#   conformance.sh [--quick] [--keep] [--only pjdfstest|fsx] [-- PJDFSTEST_PATTERNS...]
+#
+#   --quick   fsx does 2,000 ops per seed instead of 20,000 (local iteration; CI runs
+#             the full suite)
+#   --keep    leave the mount and the logs in place (prints where) for inspection
+#   --only    run one of the two suites
+#   PATTERNS  passed to pjdfstest to run a subset (e.g. `-- rename chown`)
+#
+# Steps: build ringfs (unless $RINGFS_BIN is set), take the services of
+# `scripts/services.sh up` (or the config in $RINGFS_TEST_CONF), format a fresh volume,
+# mount it with allow_other, run pjdfstest as root with tests/pjdfstest/ringfs.toml, run
+# fsx (tests/fsx/ringfs.toml: no mmap) with two fixed seeds on a file in the mount,
+# unmount. Prints `conformance: N passed, M failed` last and exits non-zero when anything
+# failed unexpectedly (a pjdfstest failure not listed in expected_failures, an expected
+# failure that passed, an fsx miscompare or error, a failed mount or unmount).
+#
+# Needs root (pjdfstest switches users; mount(2)), /dev/fuse, and pjdfstest 0.2.2 and
+# fsx 0.3.2 on PATH or in ~/.cargo/bin (installed with `cargo install --locked` when
+# missing; pjdfstest needs libacl1-dev).
+#
+# Environment: RINGFS_TEST_CONF (ringfs.toml to use instead of services.sh up),
+# RINGFS_BIN (prebuilt ringfs binary), CARGO_TARGET_DIR (build dir), FSX_OPS (override
+# the op count), CONFORMANCE_LOG_DIR (where logs go; default a fresh temp dir).
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$SCRIPT_DIR/.." && pwd)
+PJD_CONF=$REPO/tests/pjdfstest/ringfs.toml
+FSX_CONF=$REPO/tests/fsx/ringfs.toml
+PJD_VERSION=0.2.2
+FSX_VERSION=0.3.2
+FSX_SEEDS=(20251125 424242)
+FSX_FULL_OPS=20000
+FSX_QUICK_OPS=2000
+# Small geometry so the fsx file (8 MiB) spans several blocks and two chunks.
+BLOCK_SIZE=1MiB
+CHUNK_SIZE=4MiB
+
+log() { printf '[conformance %s] %s\n' "$(date +%T)" "$*" >&2; }
+die() { printf '[conformance] ERROR: %s\n' "$*" >&2; echo "conformance: 0 passed, 1 failed"; exit 1; }
+
+QUICK=0 KEEP=0 ONLY="" PATTERNS=()
+while (($#)); do
+    case $1 in
+        --quick) QUICK=1; shift ;;
+        --keep) KEEP=1; shift ;;
+        --only) ONLY=${2:?--only needs pjdfstest or fsx}; shift 2 ;;
+        --only=*) ONLY=${1#*=}; shift ;;
+        --) shift; PATTERNS=("$@"); break ;;
+        -h|--help) sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) die "unknown argument: $1 (see --help)" ;;
+    esac
+done
+case $ONLY in ""|pjdfstest|fsx) ;; *) die "--only takes pjdfstest or fsx" ;; esac
+FSX_OPS=${FSX_OPS:-$( ((QUICK)) && echo $FSX_QUICK_OPS || echo $FSX_FULL_OPS )}
+
+[[ $(id -u) == 0 ]] || die "must run as root (pjdfstest switches users, mount(2) needs root)"
+[[ -e /dev/fuse ]] || die "/dev/fuse is missing"
+
+# ---- tools ----------------------------------------------------------------------------
+export PATH=$PATH:${CARGO_HOME:-$HOME/.cargo}/bin
+tool_version() { "$1" --version 2>/dev/null | awk '{print $2}'; }
+ensure_tool() {  # NAME VERSION
+    local have
+    have=$(tool_version "$1" || true)
+    [[ $have == "$2" ]] && return 0
+    log "installing $1 $2 (found: ${have:-none})"
+    if [[ $1 == pjdfstest ]] && ! [[ -e /usr/include/sys/acl.h ]] && command -v apt-get >/dev/null; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q libacl1-dev >&2 || die "cannot install libacl1-dev"
+    fi
+    cargo install --locked --quiet "$1" --version "$2" >&2 || die "cannot install $1 $2"
+}
+ensure_tool pjdfstest $PJD_VERSION
+ensure_tool fsx $FSX_VERSION
+
+if [[ -z ${RINGFS_BIN:-} ]]; then
+    log "building ringfs"
+    (cd "$REPO" && cargo build --quiet --bin ringfs >&2) || die "build failed"
+    RINGFS_BIN=${CARGO_TARGET_DIR:-$REPO/target}/debug/ringfs
+fi
+[[ -x $RINGFS_BIN ]] || die "no ringfs binary at $RINGFS_BIN"
+
+# ---- services, volume, mount -----------------------------------------------------------
+if [[ -n ${RINGFS_TEST_CONF:-} ]]; then
+    CONF=$RINGFS_TEST_CONF
+else
+    CONF=$("$SCRIPT_DIR/services.sh" up | tail -n 1) || die "scripts/services.sh up failed"
+fi
+[[ -f $CONF ]] || die "no ringfs config at '$CONF'"
+
+LOG_DIR=${CONFORMANCE_LOG_DIR:-$(mktemp -d /tmp/ringfs-conformance.XXXXXX)}
+mkdir -p "$LOG_DIR"
+MNT=$(mktemp -d /tmp/ringfs-conf-mnt.XXXXXX)
+SECONDARY=$(mktemp -d /tmp/ringfs-conf-other.XXXXXX)  # another file system, for EXDEV
+VOLUME=conf-$(date +%Y%m%d%H%M%S)-$$
+MOUNTED=0
+
+cleanup() {
+    local rc=$?
+    if ((MOUNTED)) && ((KEEP == 0)); then
+        # Leave the mountpoint first: a busy mount cannot be unmounted.
+        cd /
+        if ! "$RINGFS_BIN" umount "$MNT" >>"$LOG_DIR/umount.log" 2>&1; then
+            log "unmount of $MNT failed (see $LOG_DIR/umount.log); detaching it"
+            "$RINGFS_BIN" umount --lazy "$MNT" >>"$LOG_DIR/umount.log" 2>&1 || true
+        fi
+    fi
+    if ((KEEP == 0)); then
+        rmdir "$MNT" 2>/dev/null || true
+    else
+        log "kept: mount $MNT (volume $VOLUME), logs $LOG_DIR"
+    fi
+    rm -rf "$SECONDARY"
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log "formatting volume $VOLUME (block $BLOCK_SIZE, chunk $CHUNK_SIZE) with $CONF"
+"$RINGFS_BIN" format -c "$CONF" "$VOLUME" --block-size $BLOCK_SIZE --chunk-size $CHUNK_SIZE \
+    >"$LOG_DIR/format.log" 2>&1 || die "format failed: $(tail -n 3 "$LOG_DIR/format.log")"
+log "mounting at $MNT"
+"$RINGFS_BIN" mount -c "$CONF" "$VOLUME" "$MNT" --background -o allow_other \
+    >"$LOG_DIR/mount.log" 2>&1 || die "mount failed: $(tail -n 3 "$LOG_DIR/mount.log")"
+MOUNTED=1
+# The mount process's own log (tracing output) is named in mount.log.
+log "$(head -n 1 "$LOG_DIR/mount.log")"
+
+PASSED=0 FAILED=0
+strip_colors() { sed -e 's/\x1b\[[0-9;]*m//g'; }
+
+# ---- pjdfstest --------------------------------------------------------------------------
+run_pjdfstest() {
+    local out=$LOG_DIR/pjdfstest.log summary fail pass skip xfail total start=$SECONDS
+    log "pjdfstest $PJD_VERSION (log $out)"
+    # The runner makes its own temp dir under -p; it cds nowhere, so run it from /.
+    (cd / && NO_COLOR=1 pjdfstest -c "$PJD_CONF" -p "$MNT" -s "$SECONDARY" -- "${PATTERNS[@]}") 2>&1 \
+        | strip_colors >"$out" || true
+    summary=$(grep -E '^Summary: ' "$out" | tail -n 1)
+    if [[ -z $summary ]]; then
+        log "pjdfstest did not finish; last lines:"
+        tail -n 20 "$out" >&2
+        FAILED=$((FAILED + 1))
+        return
+    fi
+    # "Summary: F failed, S skipped, P passed, X expected failures, T total"
+    read -r fail skip pass xfail total < <(sed -E \
+        's/^Summary: ([0-9]+) failed, ([0-9]+) skipped, ([0-9]+) passed, ([0-9]+) expected failures, ([0-9]+) total.*/\1 \2 \3 \4 \5/' \
+        <<<"$summary")
+    log "pjdfstest: $pass passed, $fail failed (incl. unexpected passes), $xfail expected failures, $skip skipped, $total total ($((SECONDS - start)) s)"
+    if ((fail > 0)); then
+        grep -E ' (FAILED|PASSED UNEXPECTEDLY)$' "$out" | sed 's/^/    /' >&2
+    fi
+    PASSED=$((PASSED + pass)) FAILED=$((FAILED + fail))
+}
+
+# ---- fsx --------------------------------------------------------------------------------
+run_fsx() {
+    local seed out start rc
+    for seed in "${FSX_SEEDS[@]}"; do
+        out=$LOG_DIR/fsx-$seed.log
+        mkdir -p "$LOG_DIR/fsx-$seed"
+        start=$SECONDS
+        log "fsx $FSX_VERSION seed $seed, $FSX_OPS ops (log $out)"
+        rc=0
+        (cd / && fsx -f "$FSX_CONF" -N "$FSX_OPS" -S "$seed" -P "$LOG_DIR/fsx-$seed" "$MNT/fsx-$seed.file") \
+            >"$out" 2>&1 || rc=$?
+        if ((rc == 0)); then
+            log "fsx seed $seed: ok, $FSX_OPS ops in $((SECONDS - start)) s"
+            PASSED=$((PASSED + 1))
+            rm -f "$MNT/fsx-$seed.file"
+        else
+            log "fsx seed $seed: FAILED (exit $rc) after $((SECONDS - start)) s; artifacts in $LOG_DIR/fsx-$seed; last lines:"
+            tail -n 25 "$out" | sed 's/^/    /' >&2
+            FAILED=$((FAILED + 1))
+        fi
+    done
+}
+
+[[ $ONLY == fsx ]] || run_pjdfstest
+[[ $ONLY == pjdfstest ]] || run_fsx
+
+# ---- unmount ----------------------------------------------------------------------------
+if ((KEEP == 0)); then
+    cd /
+    if "$RINGFS_BIN" umount "$MNT" >>"$LOG_DIR/umount.log" 2>&1; then
+        MOUNTED=0
+    else
+        log "unmount failed: $(tail -n 2 "$LOG_DIR/umount.log")"
+        FAILED=$((FAILED + 1))
+    fi
+fi
+log "logs in $LOG_DIR"
+echo "conformance: $PASSED passed, $FAILED failed"
+((FAILED == 0))
