@@ -165,6 +165,12 @@ pub struct Shared {
     pool: OnceLock<std::sync::Weak<WorkerPool>>,
     /// Wakes the background deleter.
     pub deleter_wake: tokio::sync::Notify,
+    /// Write-back staging (`cache.writeback = true`).
+    pub staging: Option<Arc<crate::cache::Staging>>,
+    /// How long a reader waits for a block another client has not uploaded yet.
+    pub read_wait: Duration,
+    /// How long `umount` waits for staged blocks to upload.
+    pub drain_timeout: Duration,
 }
 
 impl Shared {
@@ -203,6 +209,20 @@ impl Engine {
     ) -> std::io::Result<Arc<Engine>> {
         let rec = meta.volume().clone();
         let workers = cfg.engine.effective_workers();
+        let staging = if cfg.cache.writeback {
+            let dir = cfg.cache.dir.join(&rec.uuid).join("staging");
+            let s = crate::cache::Staging::open(
+                dir,
+                store.clone(),
+                cfg.cache.staging_limit.0,
+                cfg.cache.upload_concurrency,
+                cfg.cache.upload_deadline.0,
+            )?;
+            background.spawn(s.clone().run());
+            Some(s)
+        } else {
+            None
+        };
         let mem = cfg.engine.memory_limit.0 as usize;
         let shared = Arc::new(Shared {
             meta,
@@ -219,6 +239,9 @@ impl Engine {
             next_fh: AtomicU64::new(1),
             pool: OnceLock::new(),
             deleter_wake: tokio::sync::Notify::new(),
+            staging,
+            read_wait: cfg.cache.read_wait_timeout.0,
+            drain_timeout: Duration::from_secs(600),
         });
         let want_uring = match cfg.engine.io_engine {
             crate::config::IoEngine::Auto => None,
@@ -228,7 +251,7 @@ impl Engine {
         let s2 = shared.clone();
         let pool = Pool::start(workers, want_uring, move |index, io| Worker::new(index, io, s2.clone()))?;
         let _ = shared.pool.set(Arc::downgrade(&pool));
-        tracing::info!(workers = pool.workers(), io = ?pool.io_mode, "engine started");
+        tracing::info!(workers = pool.workers(), io = ?pool.io_mode, writeback = shared.staging.is_some(), "engine started");
         let engine = Arc::new(Engine {
             shared: shared.clone(),
             pool,
@@ -310,6 +333,15 @@ impl Engine {
             let meta = self.shared.meta.clone();
             let s = self.shared.clone();
             rt.block_on(async move {
+                if let Some(st) = &s.staging {
+                    let (n, bytes) = st.backlog();
+                    if n > 0 {
+                        tracing::info!(blocks = n, bytes, "uploading staged blocks before unmount");
+                    }
+                    if let Err(left) = st.drain(s.drain_timeout).await {
+                        tracing::error!(blocks = left, dir = %st.dir().display(), "staged blocks not uploaded yet; they stay on disk and are uploaded at the next mount");
+                    }
+                }
                 if let Err(e) = delete_pending(&s).await {
                     tracing::warn!(error = %e, "deletion at shutdown incomplete; another client will finish it");
                 }
@@ -421,6 +453,8 @@ pub struct Worker {
     handles: RefCell<HashMap<u64, Handle>>,
     dirs: RefCell<HashMap<u64, DirHandle>>,
     cache: Rc<BlockCache>,
+    /// Local disk I/O (io_uring or psync, matching the worker's runtime).
+    disk: Rc<dyn crate::io::IoEngine>,
 }
 
 fn creds(ctx: &ReqCtx) -> Creds {
@@ -438,6 +472,7 @@ impl Worker {
             handles: RefCell::new(HashMap::new()),
             dirs: RefCell::new(HashMap::new()),
             cache,
+            disk: crate::io::engine_for(io),
         }
     }
 
@@ -837,12 +872,21 @@ impl Worker {
                 let blen = block_len(len, bs, k);
                 let key = layout::block_key(id, k, blen);
                 let body = data.slice((k * bs) as usize..(k * bs + blen) as usize);
-                let store = self.shared.store.clone();
-                uploads.push(async move { store.put(&key, body).await });
+                uploads.push((key, body));
             }
             commits.push((chunk, SliceRef { pos, id, size: len, off: 0, len }));
         }
-        try_join_all(uploads).await?;
+        match &self.shared.staging {
+            // Write-back: staged and fdatasync'd locally BEFORE the slice is committed.
+            Some(st) => self.stage_blocks(st, uploads).await?,
+            None => {
+                try_join_all(uploads.into_iter().map(|(key, body)| {
+                    let store = self.shared.store.clone();
+                    async move { store.put(&key, body).await }
+                }))
+                .await?;
+            }
+        }
         let mut attr = None;
         for group in commits.chunks(meta::ops::MAX_SLICES_PER_COMMIT) {
             let a = self.meta().commit_slices(ino, group.to_vec(), end).await?;
@@ -856,6 +900,34 @@ impl Worker {
             attr = Some(a);
         }
         attr.ok_or_else(|| errno(libc::EIO, "nothing committed"))
+    }
+
+    async fn stage_blocks(&self, st: &Arc<crate::cache::Staging>, blocks: Vec<(String, Bytes)>) -> FsResult<()> {
+        let total: u64 = blocks.iter().map(|(_, b)| b.len() as u64).sum();
+        st.reserve(total).await;
+        let writes = blocks.iter().map(|(key, body)| {
+            let path = st.path_for(key);
+            let sealed = crate::cache::seal(body);
+            let disk = self.disk.clone();
+            async move { disk.write_durable(&path, sealed).await }
+        });
+        let results = join_all(writes).await;
+        let mut failed = None;
+        for ((key, body), r) in blocks.iter().zip(results) {
+            match r {
+                Ok(()) => st.enqueue(key, body.len() as u64),
+                Err(e) => {
+                    st.release(body.len() as u64);
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = failed {
+            tracing::error!(error = %e, dir = %st.dir().display(), "staging a block on local disk failed");
+            let code = e.raw_os_error().unwrap_or(libc::EIO);
+            return Err(FsError::new(code, format!("write-back staging: {e}")));
+        }
+        Ok(())
     }
 
     async fn chunk_refs(&self, ino: Ino, chunk: u32) -> FsResult<Rc<Vec<SliceRef>>> {
@@ -964,16 +1036,39 @@ impl Worker {
     async fn fetch_block(&self, id: u64, size: u32, k: u32) -> FsResult<Bytes> {
         let blen = block_len(size, self.shared.block_size as u32, k);
         let key = layout::block_key(id, k, blen);
+        if let Some(st) = &self.shared.staging {
+            if st.is_staged(&key) {
+                // Not uploaded yet: read our own staged copy.
+                if let Ok(file) = self.disk.read_all(&st.path_for(&key)).await {
+                    if let Ok(b) = crate::cache::unseal(file) {
+                        return Ok(b);
+                    }
+                }
+            }
+        }
         let store = self.shared.store.clone();
         let k2 = key.clone();
+        let wait = self.shared.read_wait;
         self.cache
             .get_or_fetch(&key, move || {
                 async move {
-                    let b = store.get(&k2, None).await.map_err(|e| e.to_string())?;
-                    if b.len() != blen as usize {
-                        return Err(format!("block {k2}: expected {blen} bytes, got {}", b.len()));
+                    let started = std::time::Instant::now();
+                    loop {
+                        match store.get(&k2, None).await {
+                            Ok(b) if b.len() == blen as usize => return Ok(b),
+                            Ok(b) => return Err(format!("block {k2}: expected {blen} bytes, got {}", b.len())),
+                            // Another client's write-back may not have uploaded it yet.
+                            Err(e) if e.is_not_found() && started.elapsed() < wait => {
+                                tokio::time::sleep(Duration::from_millis(200)).await;
+                            }
+                            Err(e) if e.is_not_found() => {
+                                return Err(format!(
+                                    "block {k2} is not in Swift after waiting {wait:?}: the client that wrote it has not uploaded it (still staged in its write-back cache?)"
+                                ))
+                            }
+                            Err(e) => return Err(e.to_string()),
+                        }
                     }
-                    Ok(b)
                 }
                 .boxed_local()
             })
@@ -1115,14 +1210,13 @@ impl Worker {
         Ok(())
     }
 
-    pub async fn lseek(&self, ino: Ino, _fh: u64, offset: i64, whence: i32) -> FsResult<i64> {
-        let size = self.getattr(ino, None).await?.size as i64;
-        match whence {
-            libc::SEEK_DATA if offset < size => Ok(offset),
-            libc::SEEK_HOLE if offset < size => Ok(size),
-            libc::SEEK_DATA | libc::SEEK_HOLE => Err(errno(libc::ENXIO, "seek past the end")),
-            _ => Err(errno(libc::EINVAL, "whence")),
-        }
+    /// SEEK_DATA / SEEK_HOLE: ENOSYS, so the kernel stops asking and seeks against its
+    /// own i_size (data up to the size, the hole at the end: all this engine could say
+    /// too). Answering here was wrong with the writeback cache: the kernel's size counts
+    /// dirty pages this engine has not received yet, so a freshly written file seeked as
+    /// empty (ENXIO).
+    pub async fn lseek(&self, _ino: Ino, _fh: u64, _offset: i64, _whence: i32) -> FsResult<i64> {
+        Err(errno(libc::ENOSYS, "lseek: the kernel seeks against its own file size"))
     }
 
     #[allow(clippy::too_many_arguments)]

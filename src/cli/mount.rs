@@ -168,7 +168,11 @@ pub fn read_pid_file(mp: &std::path::Path) -> Option<i32> {
     std::fs::read_to_string(pid_file(mp)).ok()?.trim().parse().ok()
 }
 
+/// Whether `pid` is still running (a zombie has finished: it only awaits its parent).
 pub fn process_alive(pid: i32) -> bool {
-    // SAFETY: kill with signal 0 only checks for existence.
-    unsafe { libc::kill(pid, 0) == 0 }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat.rsplit(')').next().map(|rest| rest.trim_start().chars().next() != Some('Z')).unwrap_or(false),
+        Err(_) => false,
+    }
 }

@@ -37,6 +37,13 @@ pub fn run(cfg: Config, args: StatusArgs) -> Result<()> {
         let (s, e) = keys.delfile_range();
         let (pending, _) = kv.range(&s, &e, 0).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         println!("pending deletions: {}", pending.len());
+        let staging = cfg.cache.dir.join(&rec.uuid).join("staging");
+        let (blocks, staged) = ringfs_engine::cache::staging::backlog_on_disk(&staging);
+        println!(
+            "write-back backlog on this machine: {blocks} blocks, {} ({})",
+            ringfs_engine::config::ByteSize(staged),
+            staging.display()
+        );
         let (s, e) = {
             let mut s = keys.prefix().to_vec();
             s.push(ringfs_engine::meta::keys::tag::ATTR);

@@ -1,0 +1,1296 @@
+//! End-to-end tests through a real FUSE mount: the `ringfs` binary formats a volume on
+//! the local services (scripts/services.sh), mounts it in the background, and the tests
+//! use it with std::fs and libc like any program would.
+//!
+//! Run: `RINGFS_TEST_CONF=.services/ringfs.toml cargo test --test mount_e2e`
+//! (without RINGFS_TEST_CONF the harness starts the services itself).
+//! `RINGFS_E2E_BIG_MIB` sets the size of the big sequential test (default 1024).
+
+mod common;
+
+use common::{errno_of, fresh_dir, mount_count, ringfs, test_conf, text, Mount};
+use std::ffi::{CString, OsStr};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime};
+
+const MIB: usize = 1 << 20;
+
+// ---- helpers -------------------------------------------------------------------------
+
+/// xorshift64*: fast, deterministic test content.
+struct Rng(u64);
+
+/// Random bytes that content is cut from: filling buffers a word at a time is slow in
+/// a debug build, copying windows of this pool is not.
+const POOL: usize = 8 * MIB;
+
+fn pool() -> &'static [u8] {
+    static POOL_BYTES: OnceLock<Vec<u8>> = OnceLock::new();
+    POOL_BYTES.get_or_init(|| {
+        let mut r = Rng(0x5EED_1234_ABCD_0001);
+        let mut v = Vec::with_capacity(POOL);
+        while v.len() < POOL {
+            v.extend_from_slice(&r.next_u64().to_le_bytes());
+        }
+        v
+    })
+}
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    /// Fills `buf` with 4 KiB windows of the pool at random offsets, each piece
+    /// stamped with a fresh random word (so no two pieces are alike).
+    fn fill(&mut self, buf: &mut [u8]) {
+        let pool = pool();
+        for piece in buf.chunks_mut(4096) {
+            let off = self.below((POOL - 4096) as u64) as usize;
+            piece.copy_from_slice(&pool[off..off + piece.len()]);
+            let stamp = self.next_u64().to_le_bytes();
+            let n = piece.len().min(8);
+            piece[..n].copy_from_slice(&stamp[..n]);
+        }
+    }
+
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        let mut v = vec![0u8; n];
+        self.fill(&mut v);
+        v
+    }
+}
+
+/// An MD5 computed by `md5sum` fed through a pipe (fast even when this test is a debug
+/// build, and on the other core).
+struct Md5Pipe {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+}
+
+impl Md5Pipe {
+    fn new() -> Md5Pipe {
+        let mut child = Command::new("md5sum")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run md5sum");
+        let stdin = child.stdin.take();
+        Md5Pipe { child, stdin }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        self.stdin.as_mut().unwrap().write_all(data).expect("feed md5sum");
+    }
+
+    fn finish(mut self) -> String {
+        drop(self.stdin.take());
+        let out = std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap())
+            .wait_with_output()
+            .expect("md5sum");
+        assert!(out.status.success());
+        text(&out.stdout).split_whitespace().next().unwrap().to_string()
+    }
+}
+
+impl Drop for Md5Pipe {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+fn md5_of(data: &[u8]) -> String {
+    let mut p = Md5Pipe::new();
+    p.update(data);
+    p.finish()
+}
+
+/// `md5sum FILE`: reads the file through the mount.
+fn md5_file(path: &Path) -> String {
+    let out = Command::new("md5sum").arg(path).output().expect("run md5sum");
+    assert!(out.status.success(), "md5sum {}: {}", path.display(), text(&out.stderr));
+    text(&out.stdout).split_whitespace().next().unwrap().to_string()
+}
+
+fn cpath(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_bytes()).expect("no NUL in path")
+}
+
+fn sys(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn sys_ssize(r: libc::ssize_t) -> io::Result<usize> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+fn renameat2(from: &Path, to: &Path, flags: libc::c_uint) -> io::Result<()> {
+    let (a, b) = (cpath(from), cpath(to));
+    // SAFETY: valid NUL-terminated paths.
+    sys(unsafe { libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), flags) })
+        .map(drop)
+}
+
+fn setxattr(p: &Path, name: &str, value: &[u8], flags: libc::c_int) -> io::Result<()> {
+    let (p, n) = (cpath(p), CString::new(name).unwrap());
+    // SAFETY: valid pointers and lengths.
+    sys(unsafe {
+        libc::setxattr(
+            p.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            flags,
+        )
+    })
+    .map(drop)
+}
+
+/// `getxattr` into a buffer of `size` bytes (0: just the length).
+fn getxattr_sized(p: &Path, name: &str, size: usize) -> io::Result<(usize, Vec<u8>)> {
+    let (p, n) = (cpath(p), CString::new(name).unwrap());
+    let mut buf = vec![0u8; size];
+    // SAFETY: valid pointers; `buf` has `size` bytes.
+    let r = sys_ssize(unsafe {
+        libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), size)
+    })?;
+    buf.truncate(r.min(size));
+    Ok((r, buf))
+}
+
+fn getxattr(p: &Path, name: &str) -> io::Result<Vec<u8>> {
+    let (len, _) = getxattr_sized(p, name, 0)?;
+    let (n, v) = getxattr_sized(p, name, len)?;
+    assert_eq!(n, len);
+    Ok(v)
+}
+
+fn listxattr(p: &Path) -> io::Result<Vec<String>> {
+    let c = cpath(p);
+    // SAFETY: a NULL buffer of size 0 asks for the length.
+    let len = sys_ssize(unsafe { libc::listxattr(c.as_ptr(), std::ptr::null_mut(), 0) })?;
+    let mut buf = vec![0u8; len];
+    // SAFETY: `buf` has `len` bytes.
+    let n = sys_ssize(unsafe { libc::listxattr(c.as_ptr(), buf.as_mut_ptr().cast(), len) })?;
+    buf.truncate(n);
+    let mut names: Vec<String> = buf
+        .split(|b| *b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+fn removexattr(p: &Path, name: &str) -> io::Result<()> {
+    let (p, n) = (cpath(p), CString::new(name).unwrap());
+    // SAFETY: valid NUL-terminated strings.
+    sys(unsafe { libc::removexattr(p.as_ptr(), n.as_ptr()) }).map(drop)
+}
+
+fn utimensat(p: &Path, atime: libc::timespec, mtime: libc::timespec) -> io::Result<()> {
+    let c = cpath(p);
+    let times = [atime, mtime];
+    // SAFETY: valid path and a two-element array.
+    sys(unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), 0) }).map(drop)
+}
+
+fn ts(sec: i64, nsec: i64) -> libc::timespec {
+    libc::timespec {
+        tv_sec: sec as libc::time_t,
+        tv_nsec: nsec as _,
+    }
+}
+
+fn mknod(p: &Path, mode: libc::mode_t, dev: libc::dev_t) -> io::Result<()> {
+    let c = cpath(p);
+    // SAFETY: valid path.
+    sys(unsafe { libc::mknod(c.as_ptr(), mode, dev) }).map(drop)
+}
+
+fn access(p: &Path, mode: libc::c_int) -> io::Result<()> {
+    let c = cpath(p);
+    // SAFETY: valid path.
+    sys(unsafe { libc::access(c.as_ptr(), mode) }).map(drop)
+}
+
+fn fallocate(f: &File, mode: libc::c_int, off: i64, len: i64) -> io::Result<()> {
+    // SAFETY: a valid open fd.
+    sys(unsafe { libc::fallocate(f.as_raw_fd(), mode, off, len) }).map(drop)
+}
+
+fn lseek(f: &File, off: i64, whence: libc::c_int) -> io::Result<i64> {
+    // SAFETY: a valid open fd.
+    let r = unsafe { libc::lseek(f.as_raw_fd(), off, whence) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn statvfs(p: &Path) -> libc::statvfs {
+    let c = cpath(p);
+    // SAFETY: zeroed plain-old-data filled by the call.
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: valid path and out-pointer.
+    sys(unsafe { libc::statvfs(c.as_ptr(), &mut s) }).expect("statvfs");
+    s
+}
+
+fn makedev(major: u32, minor: u32) -> libc::dev_t {
+    libc::makedev(major, minor)
+}
+
+/// Names in a directory, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read_dir {}: {e}", dir.display()))
+        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Retries `f` until it returns true or `limit` passes; the kernel caches entries and
+/// attributes of other clients' files for `fuse.entry_ttl` / `fuse.attr_ttl` (1 s).
+fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+// ---- 1. operations and their errnos ----------------------------------------------------
+
+#[test]
+fn lookup_and_stat_errors() {
+    let m = Mount::new("lookup");
+    assert_eq!(errno_of(fs::metadata(m.join("missing"))), libc::ENOENT);
+    assert_eq!(errno_of(fs::symlink_metadata(m.join("missing"))), libc::ENOENT);
+    assert_eq!(errno_of(File::open(m.join("missing"))), libc::ENOENT);
+    assert_eq!(errno_of(fs::metadata(m.join("no/such/dir"))), libc::ENOENT);
+    fs::write(m.join("file"), b"x").unwrap();
+    assert_eq!(errno_of(fs::metadata(m.join("file/below"))), libc::ENOTDIR);
+    assert_eq!(errno_of(fs::read_dir(m.join("file"))), libc::ENOTDIR);
+    let md = fs::metadata(m.join("file")).unwrap();
+    assert!(md.is_file());
+    assert_eq!((md.len(), md.nlink()), (1, 1));
+    let root = fs::metadata(m.path()).unwrap();
+    assert!(root.is_dir());
+    assert_eq!(root.ino(), 1, "root inode");
+}
+
+#[test]
+fn mkdir_rmdir_unlink_errors() {
+    let m = Mount::new("dirs");
+    let d = m.join("d");
+    fs::create_dir(&d).unwrap();
+    assert_eq!(errno_of(fs::create_dir(&d)), libc::EEXIST);
+    fs::write(m.join("f"), b"x").unwrap();
+    assert_eq!(errno_of(fs::create_dir(m.join("f"))), libc::EEXIST);
+    assert_eq!(errno_of(fs::create_dir(m.join("missing/sub"))), libc::ENOENT);
+    fs::create_dir(d.join("sub")).unwrap();
+    fs::write(d.join("sub/file"), b"y").unwrap();
+    assert_eq!(errno_of(fs::remove_dir(&d)), libc::ENOTEMPTY);
+    assert_eq!(errno_of(fs::remove_dir(d.join("sub"))), libc::ENOTEMPTY);
+    assert_eq!(errno_of(fs::remove_dir(m.join("f"))), libc::ENOTDIR);
+    assert_eq!(errno_of(fs::remove_file(&d)), libc::EISDIR);
+    assert_eq!(errno_of(fs::remove_file(m.join("missing"))), libc::ENOENT);
+    assert_eq!(errno_of(fs::remove_dir(m.join("missing"))), libc::ENOENT);
+    // Directory link counts: 2 + subdirectories.
+    assert_eq!(fs::metadata(&d).unwrap().nlink(), 3);
+    assert_eq!(names(&d), ["sub"]);
+    fs::remove_file(d.join("sub/file")).unwrap();
+    fs::remove_dir(d.join("sub")).unwrap();
+    assert_eq!(fs::metadata(&d).unwrap().nlink(), 2);
+    fs::remove_dir(&d).unwrap();
+    fs::remove_file(m.join("f")).unwrap();
+    assert!(names(m.path()).is_empty());
+    assert_eq!(errno_of(fs::metadata(&d)), libc::ENOENT);
+}
+
+#[test]
+fn rename_variants() {
+    let m = Mount::new("rename");
+    // Plain rename keeps the inode and the data.
+    fs::write(m.join("a"), b"alpha").unwrap();
+    let ino = fs::metadata(m.join("a")).unwrap().ino();
+    fs::rename(m.join("a"), m.join("b")).unwrap();
+    assert_eq!(errno_of(fs::metadata(m.join("a"))), libc::ENOENT);
+    assert_eq!(fs::read(m.join("b")).unwrap(), b"alpha");
+    assert_eq!(fs::metadata(m.join("b")).unwrap().ino(), ino);
+
+    // Over an existing file: the target is replaced.
+    fs::write(m.join("c"), b"charlie-longer").unwrap();
+    fs::rename(m.join("b"), m.join("c")).unwrap();
+    assert_eq!(fs::read(m.join("c")).unwrap(), b"alpha");
+    assert_eq!(names(m.path()), ["c"]);
+
+    // Across directories.
+    fs::create_dir_all(m.join("d1/d2")).unwrap();
+    fs::rename(m.join("c"), m.join("d1/d2/c")).unwrap();
+    assert_eq!(fs::read(m.join("d1/d2/c")).unwrap(), b"alpha");
+
+    // RENAME_NOREPLACE.
+    fs::write(m.join("x"), b"x").unwrap();
+    fs::write(m.join("y"), b"y").unwrap();
+    assert_eq!(
+        errno_of(renameat2(&m.join("x"), &m.join("y"), libc::RENAME_NOREPLACE)),
+        libc::EEXIST
+    );
+    assert_eq!(fs::read(m.join("y")).unwrap(), b"y");
+    renameat2(&m.join("x"), &m.join("z"), libc::RENAME_NOREPLACE).unwrap();
+    assert_eq!(fs::read(m.join("z")).unwrap(), b"x");
+
+    // RENAME_EXCHANGE swaps, also a file with a directory.
+    renameat2(&m.join("y"), &m.join("z"), libc::RENAME_EXCHANGE).unwrap();
+    assert_eq!(fs::read(m.join("y")).unwrap(), b"x");
+    assert_eq!(fs::read(m.join("z")).unwrap(), b"y");
+    renameat2(&m.join("y"), &m.join("d1"), libc::RENAME_EXCHANGE).unwrap();
+    assert!(fs::metadata(m.join("y")).unwrap().is_dir());
+    assert_eq!(fs::read(m.join("d1")).unwrap(), b"x");
+    assert_eq!(fs::read(m.join("y/d2/c")).unwrap(), b"alpha");
+    assert_eq!(
+        errno_of(renameat2(&m.join("z"), &m.join("nothing"), libc::RENAME_EXCHANGE)),
+        libc::ENOENT
+    );
+
+    // Directory into its own subdirectory.
+    assert_eq!(errno_of(fs::rename(m.join("y"), m.join("y/d2/inside"))), libc::EINVAL);
+    // Type mismatches and non-empty targets.
+    fs::create_dir(m.join("empty")).unwrap();
+    assert_eq!(errno_of(fs::rename(m.join("z"), m.join("empty"))), libc::EISDIR);
+    assert_eq!(errno_of(fs::rename(m.join("empty"), m.join("z"))), libc::ENOTDIR);
+    assert_eq!(errno_of(fs::rename(m.join("empty"), m.join("y"))), libc::ENOTEMPTY);
+    // A directory over an empty directory.
+    fs::rename(m.join("y"), m.join("empty")).unwrap();
+    assert_eq!(fs::read(m.join("empty/d2/c")).unwrap(), b"alpha");
+    assert_eq!(errno_of(fs::rename(m.join("missing"), m.join("q"))), libc::ENOENT);
+    assert_eq!(names(m.path()), ["d1", "empty", "z"]);
+}
+
+#[test]
+fn hard_links() {
+    let m = Mount::new("link");
+    fs::write(m.join("f"), b"data").unwrap();
+    fs::hard_link(m.join("f"), m.join("g")).unwrap();
+    let (a, b) = (fs::metadata(m.join("f")).unwrap(), fs::metadata(m.join("g")).unwrap());
+    assert_eq!((a.ino(), a.nlink(), b.nlink()), (b.ino(), 2, 2));
+    // Writes through one name show through the other.
+    fs::OpenOptions::new()
+        .append(true)
+        .open(m.join("g"))
+        .unwrap()
+        .write_all(b"+more")
+        .unwrap();
+    assert_eq!(fs::read(m.join("f")).unwrap(), b"data+more");
+    assert_eq!(errno_of(fs::hard_link(m.join("f"), m.join("g"))), libc::EEXIST);
+    fs::create_dir(m.join("d")).unwrap();
+    assert_eq!(errno_of(fs::hard_link(m.join("d"), m.join("d2"))), libc::EPERM);
+    assert_eq!(errno_of(fs::hard_link(m.join("missing"), m.join("h"))), libc::ENOENT);
+    fs::remove_file(m.join("f")).unwrap();
+    let b = fs::metadata(m.join("g")).unwrap();
+    assert_eq!(b.nlink(), 1);
+    assert_eq!(fs::read(m.join("g")).unwrap(), b"data+more");
+}
+
+#[test]
+fn symlinks() {
+    let m = Mount::new("symlink");
+    fs::write(m.join("target"), b"pointed at").unwrap();
+    std::os::unix::fs::symlink("target", m.join("ln")).unwrap();
+    assert_eq!(fs::read_link(m.join("ln")).unwrap(), Path::new("target"));
+    let lm = fs::symlink_metadata(m.join("ln")).unwrap();
+    assert!(lm.file_type().is_symlink());
+    assert_eq!(lm.len(), "target".len() as u64);
+    assert_eq!(fs::read(m.join("ln")).unwrap(), b"pointed at");
+    assert!(fs::metadata(m.join("ln")).unwrap().is_file());
+    // Dangling, long and absolute targets.
+    std::os::unix::fs::symlink("nowhere", m.join("dangling")).unwrap();
+    assert_eq!(errno_of(fs::metadata(m.join("dangling"))), libc::ENOENT);
+    let long = "x/".repeat(1000) + "end";
+    std::os::unix::fs::symlink(&long, m.join("long")).unwrap();
+    assert_eq!(fs::read_link(m.join("long")).unwrap(), Path::new(&long));
+    std::os::unix::fs::symlink(m.join("target"), m.join("abs")).unwrap();
+    assert_eq!(fs::read(m.join("abs")).unwrap(), b"pointed at");
+    assert_eq!(errno_of(fs::read_link(m.join("target"))), libc::EINVAL);
+    assert_eq!(
+        errno_of(std::os::unix::fs::symlink("t", m.join("target"))),
+        libc::EEXIST
+    );
+    fs::remove_file(m.join("ln")).unwrap();
+    assert!(fs::metadata(m.join("target")).is_ok());
+}
+
+#[test]
+fn chmod_chown_utimens() {
+    let m = Mount::new("attrs");
+    let p = m.join("f");
+    fs::write(&p, b"x").unwrap();
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap();
+    assert_eq!(fs::metadata(&p).unwrap().mode() & 0o7777, 0o640);
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o4755)).unwrap();
+    assert_eq!(fs::metadata(&p).unwrap().mode() & 0o7777, 0o4755);
+
+    let before = fs::metadata(&p).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    std::os::unix::fs::chown(&p, Some(1234), Some(5678)).unwrap();
+    let after = fs::metadata(&p).unwrap();
+    assert_eq!((after.uid(), after.gid()), (1234, 5678));
+    assert!(
+        (after.ctime(), after.ctime_nsec()) > (before.ctime(), before.ctime_nsec()),
+        "chown updates ctime"
+    );
+    std::os::unix::fs::chown(&p, None, Some(42)).unwrap();
+    let md = fs::metadata(&p).unwrap();
+    assert_eq!((md.uid(), md.gid()), (1234, 42));
+
+    // Explicit times, with nanoseconds.
+    utimensat(&p, ts(1_000_000_000, 123_456_789), ts(1_100_000_000, 987_654_321)).unwrap();
+    let md = fs::metadata(&p).unwrap();
+    assert_eq!((md.atime(), md.atime_nsec()), (1_000_000_000, 123_456_789));
+    assert_eq!((md.mtime(), md.mtime_nsec()), (1_100_000_000, 987_654_321));
+    // UTIME_OMIT keeps mtime; a new atime is set.
+    utimensat(&p, ts(1_200_000_000, 5), ts(0, libc::UTIME_OMIT)).unwrap();
+    let md = fs::metadata(&p).unwrap();
+    assert_eq!((md.atime(), md.atime_nsec()), (1_200_000_000, 5));
+    assert_eq!((md.mtime(), md.mtime_nsec()), (1_100_000_000, 987_654_321));
+    // UTIME_NOW for mtime, atime omitted.
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    utimensat(&p, ts(0, libc::UTIME_OMIT), ts(0, libc::UTIME_NOW)).unwrap();
+    let md = fs::metadata(&p).unwrap();
+    assert_eq!((md.atime(), md.atime_nsec()), (1_200_000_000, 5));
+    assert!((md.mtime() - now).abs() <= 5, "mtime {} vs now {now}", md.mtime());
+    // Both now.
+    utimensat(&p, ts(0, libc::UTIME_NOW), ts(0, libc::UTIME_NOW)).unwrap();
+    let md = fs::metadata(&p).unwrap();
+    assert!((md.atime() - now).abs() <= 5, "atime {} vs now {now}", md.atime());
+    assert_eq!(errno_of(utimensat(&m.join("missing"), ts(0, libc::UTIME_NOW), ts(0, libc::UTIME_NOW))), libc::ENOENT);
+
+    // Directories too.
+    fs::create_dir(m.join("d")).unwrap();
+    fs::set_permissions(m.join("d"), fs::Permissions::from_mode(0o700)).unwrap();
+    assert_eq!(fs::metadata(m.join("d")).unwrap().mode() & 0o7777, 0o700);
+}
+
+#[test]
+fn truncate_up_and_down() {
+    let m = Mount::new("truncate");
+    let p = m.join("f");
+    let data = Rng::new(1).bytes(300_000);
+    fs::write(&p, &data).unwrap();
+    // Closed file (truncate(2)).
+    File::options().write(true).open(&p).unwrap().set_len(100_000).unwrap();
+    assert_eq!(fs::metadata(&p).unwrap().len(), 100_000);
+    assert_eq!(fs::read(&p).unwrap(), &data[..100_000]);
+    let c = cpath(&p);
+    // SAFETY: valid path.
+    sys(unsafe { libc::truncate(c.as_ptr(), 250_000) }).unwrap();
+    let got = fs::read(&p).unwrap();
+    assert_eq!(got.len(), 250_000);
+    assert_eq!(&got[..100_000], &data[..100_000]);
+    assert!(got[100_000..].iter().all(|b| *b == 0), "extended part reads zeros");
+    // Open file (ftruncate) with buffered writes.
+    let mut f = OpenOptions::new().read(true).write(true).open(&p).unwrap();
+    f.write_all_at(b"tail", 249_996).unwrap();
+    f.set_len(10).unwrap();
+    assert_eq!(f.metadata().unwrap().len(), 10);
+    f.set_len(5 * MIB as u64).unwrap();
+    let mut buf = Vec::new();
+    f.seek(SeekFrom::Start(0)).unwrap();
+    f.read_to_end(&mut buf).unwrap();
+    assert_eq!(buf.len(), 5 * MIB);
+    assert_eq!(&buf[..10], &data[..10]);
+    assert!(buf[10..].iter().all(|b| *b == 0));
+    f.set_len(0).unwrap();
+    drop(f);
+    assert_eq!(fs::metadata(&p).unwrap().len(), 0);
+    assert_eq!(fs::read(&p).unwrap(), b"");
+    assert_eq!(errno_of(fs::create_dir(m.join("d")).and_then(|_| File::options().write(true).open(m.join("d")))), libc::EISDIR);
+}
+
+#[test]
+fn mknod_fifo_and_char_device() {
+    let m = Mount::new("mknod");
+    mknod(&m.join("fifo"), libc::S_IFIFO | 0o644, 0).unwrap();
+    let md = fs::symlink_metadata(m.join("fifo")).unwrap();
+    assert!(md.file_type().is_fifo(), "{:?}", md.file_type());
+    assert_eq!(md.mode() & 0o777, 0o644);
+    let dev = makedev(1, 3);
+    mknod(&m.join("null"), libc::S_IFCHR | 0o600, dev).unwrap();
+    let md = fs::symlink_metadata(m.join("null")).unwrap();
+    assert!(md.file_type().is_char_device(), "{:?}", md.file_type());
+    assert_eq!(md.rdev(), dev);
+    assert_eq!(md.mode() & 0o777, 0o600);
+    mknod(&m.join("blk"), libc::S_IFBLK | 0o600, makedev(7, 0)).unwrap();
+    let md = fs::symlink_metadata(m.join("blk")).unwrap();
+    assert!(md.file_type().is_block_device());
+    assert_eq!(md.rdev(), makedev(7, 0));
+    // A regular file through mknod.
+    mknod(&m.join("reg"), libc::S_IFREG | 0o644, 0).unwrap();
+    assert!(fs::metadata(m.join("reg")).unwrap().is_file());
+    assert_eq!(errno_of(mknod(&m.join("fifo"), libc::S_IFIFO | 0o644, 0)), libc::EEXIST);
+    assert_eq!(names(m.path()), ["blk", "fifo", "null", "reg"]);
+    // Metadata only: they can be renamed and removed like files.
+    fs::rename(m.join("null"), m.join("null2")).unwrap();
+    assert_eq!(fs::symlink_metadata(m.join("null2")).unwrap().rdev(), dev);
+    fs::remove_file(m.join("fifo")).unwrap();
+}
+
+#[test]
+fn xattrs() {
+    let m = Mount::new("xattr");
+    let p = m.join("f");
+    fs::write(&p, b"x").unwrap();
+    assert_eq!(listxattr(&p).unwrap(), Vec::<String>::new());
+    setxattr(&p, "user.a", b"one", 0).unwrap();
+    setxattr(&p, "user.b", b"", 0).unwrap();
+    assert_eq!(getxattr(&p, "user.a").unwrap(), b"one");
+    assert_eq!(getxattr(&p, "user.b").unwrap(), b"");
+    assert_eq!(listxattr(&p).unwrap(), ["user.a", "user.b"]);
+    // Length query and a short buffer.
+    assert_eq!(getxattr_sized(&p, "user.a", 0).unwrap().0, 3);
+    assert_eq!(errno_of(getxattr_sized(&p, "user.a", 2)), libc::ERANGE);
+    // Flags.
+    assert_eq!(errno_of(setxattr(&p, "user.a", b"two", libc::XATTR_CREATE)), libc::EEXIST);
+    assert_eq!(errno_of(setxattr(&p, "user.c", b"3", libc::XATTR_REPLACE)), libc::ENODATA);
+    setxattr(&p, "user.a", b"two", libc::XATTR_REPLACE).unwrap();
+    setxattr(&p, "user.c", b"3", libc::XATTR_CREATE).unwrap();
+    assert_eq!(getxattr(&p, "user.a").unwrap(), b"two");
+    // Missing names.
+    assert_eq!(errno_of(getxattr(&p, "user.missing")), libc::ENODATA);
+    assert_eq!(errno_of(removexattr(&p, "user.missing")), libc::ENODATA);
+    removexattr(&p, "user.a").unwrap();
+    assert_eq!(errno_of(getxattr(&p, "user.a")), libc::ENODATA);
+    assert_eq!(listxattr(&p).unwrap(), ["user.b", "user.c"]);
+    // A binary value of some size, on a directory.
+    fs::create_dir(m.join("d")).unwrap();
+    let big = Rng::new(7).bytes(4000);
+    setxattr(&m.join("d"), "user.big", &big, 0).unwrap();
+    assert_eq!(getxattr(&m.join("d"), "user.big").unwrap(), big);
+    assert_eq!(errno_of(getxattr(&m.join("missing"), "user.a")), libc::ENOENT);
+}
+
+#[test]
+fn statfs_and_access() {
+    let m = Mount::new("statfs");
+    let s = statvfs(m.path());
+    assert_eq!(s.f_namemax, 255);
+    assert!(s.f_bsize > 0 && s.f_frsize > 0);
+    assert!(s.f_blocks > 0 && s.f_bavail > 0 && s.f_bavail <= s.f_blocks);
+    assert!(s.f_files > 0 && s.f_ffree <= s.f_files);
+    fs::write(m.join("f"), vec![1u8; 100_000]).unwrap();
+    let s2 = statvfs(m.path());
+    assert!(s2.f_ffree < s.f_ffree, "a new file uses an inode");
+
+    let p = m.join("f");
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
+    access(&p, libc::F_OK).unwrap();
+    access(&p, libc::R_OK | libc::W_OK).unwrap();
+    // Root needs an x bit somewhere for X_OK on a file.
+    assert_eq!(errno_of(access(&p, libc::X_OK)), libc::EACCES);
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o744)).unwrap();
+    access(&p, libc::X_OK).unwrap();
+    assert_eq!(errno_of(access(&m.join("missing"), libc::F_OK)), libc::ENOENT);
+    fs::create_dir(m.join("d")).unwrap();
+    access(&m.join("d"), libc::R_OK | libc::W_OK | libc::X_OK).unwrap();
+}
+
+#[test]
+fn fallocate_modes() {
+    let m = Mount::new("falloc");
+    let p = m.join("f");
+    let f = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&p).unwrap();
+    fallocate(&f, 0, 0, MIB as i64).unwrap();
+    assert_eq!(f.metadata().unwrap().len(), MIB as u64);
+    fallocate(&f, 0, 4096, 10).unwrap();
+    assert_eq!(f.metadata().unwrap().len(), MIB as u64, "inside the file: no change");
+    fallocate(&f, libc::FALLOC_FL_KEEP_SIZE, 0, 4 * MIB as i64).unwrap();
+    assert_eq!(f.metadata().unwrap().len(), MIB as u64, "KEEP_SIZE");
+    assert_eq!(
+        errno_of(fallocate(&f, libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE, 0, 4096)),
+        libc::EOPNOTSUPP
+    );
+    assert_eq!(errno_of(fallocate(&f, libc::FALLOC_FL_ZERO_RANGE, 0, 4096)), libc::EOPNOTSUPP);
+    drop(f);
+    let got = fs::read(&p).unwrap();
+    assert_eq!(got.len(), MIB);
+    assert!(got.iter().all(|b| *b == 0));
+    // Growing a file with buffered data keeps the data.
+    let f = OpenOptions::new().read(true).write(true).open(&p).unwrap();
+    f.write_all_at(b"hello", 0).unwrap();
+    fallocate(&f, 0, 0, 2 * MIB as i64).unwrap();
+    assert_eq!(f.metadata().unwrap().len(), 2 * MIB as u64);
+    drop(f);
+    let got = fs::read(&p).unwrap();
+    assert_eq!(got.len(), 2 * MIB);
+    assert_eq!(&got[..5], b"hello");
+    assert!(got[5..].iter().all(|b| *b == 0));
+}
+
+#[test]
+fn lseek_data_and_hole() {
+    let m = Mount::new("lseek");
+    let p = m.join("f");
+    let check = |f: &File, size: i64| {
+        assert_eq!(lseek(f, 0, libc::SEEK_DATA).unwrap(), 0);
+        assert_eq!(lseek(f, 5000, libc::SEEK_DATA).unwrap(), 5000);
+        assert_eq!(lseek(f, 0, libc::SEEK_HOLE).unwrap(), size);
+        assert_eq!(errno_of(lseek(f, size, libc::SEEK_DATA)), libc::ENXIO);
+        assert_eq!(errno_of(lseek(f, size + 100, libc::SEEK_HOLE)), libc::ENXIO);
+        assert_eq!(lseek(f, 7, libc::SEEK_SET).unwrap(), 7);
+        assert_eq!(lseek(f, 0, libc::SEEK_END).unwrap(), size);
+    };
+    let f = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&p).unwrap();
+    f.write_all_at(&[9u8; 10_000], 0).unwrap();
+    // Written but maybe not flushed yet.
+    check(&f, 10_000);
+    f.sync_all().unwrap();
+    check(&f, 10_000);
+    drop(f);
+    let f = File::open(&p).unwrap();
+    check(&f, 10_000);
+}
+
+#[test]
+fn name_length_limits() {
+    let m = Mount::new("names");
+    let n255 = "a".repeat(255);
+    let n256 = "b".repeat(256);
+    fs::write(m.join(&n255), b"ok").unwrap();
+    assert_eq!(fs::read(m.join(&n255)).unwrap(), b"ok");
+    assert_eq!(names(m.path()), [n255.clone()]);
+    let d255 = "d".repeat(255);
+    fs::create_dir(m.join(&d255)).unwrap();
+    std::os::unix::fs::symlink("x", m.join("s".repeat(255))).unwrap();
+    fs::hard_link(m.join(&n255), m.join("h".repeat(255))).unwrap();
+    fs::rename(m.join(&n255), m.join("r".repeat(255))).unwrap();
+    assert_eq!(errno_of(fs::metadata(m.join("z".repeat(255)))), libc::ENOENT);
+
+    assert_eq!(errno_of(fs::write(m.join(&n256), b"x")), libc::ENAMETOOLONG);
+    assert_eq!(errno_of(fs::create_dir(m.join(&n256))), libc::ENAMETOOLONG);
+    assert_eq!(errno_of(fs::metadata(m.join(&n256))), libc::ENAMETOOLONG);
+    assert_eq!(errno_of(std::os::unix::fs::symlink("x", m.join(&n256))), libc::ENAMETOOLONG);
+    assert_eq!(errno_of(fs::hard_link(m.join("r".repeat(255)), m.join(&n256))), libc::ENAMETOOLONG);
+    assert_eq!(errno_of(fs::rename(m.join("r".repeat(255)), m.join(&n256))), libc::ENAMETOOLONG);
+    assert_eq!(errno_of(mknod(&m.join(&n256), libc::S_IFIFO | 0o644, 0)), libc::ENAMETOOLONG);
+    assert_eq!(names(m.path()).len(), 4);
+}
+
+/// Writes beyond `engine.max_file_size` (64 TiB) fail with EFBIG: truncate and direct
+/// writes at once; a buffered (writeback-cached) write when it is flushed, i.e. at fsync
+/// at the latest.
+#[test]
+fn efbig_beyond_max_file_size() {
+    let m = Mount::new("efbig");
+    let max: u64 = 64 << 40;
+    let p = m.join("f");
+    let f = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&p).unwrap();
+    assert_eq!(errno_of(f.set_len(max + 1)), libc::EFBIG);
+    f.set_len(max).unwrap();
+    assert_eq!(f.metadata().unwrap().len(), max);
+    f.set_len(0).unwrap();
+    drop(f);
+
+    let d = OpenOptions::new().write(true).custom_flags(libc::O_DIRECT).open(&p).unwrap();
+    assert_eq!(errno_of(d.write_at(&[1u8; 4096], max)), libc::EFBIG);
+    d.write_at(&[2u8; 4096], max - 4096).unwrap();
+    drop(d);
+    assert_eq!(fs::metadata(&p).unwrap().len(), max);
+
+    let q = m.join("g");
+    let f = OpenOptions::new().write(true).create(true).truncate(true).open(&q).unwrap();
+    let write = f.write_at(b"x", max + 4096);
+    let synced = f.sync_all();
+    assert!(
+        matches!(&write, Err(e) if e.raw_os_error() == Some(libc::EFBIG))
+            || matches!(&synced, Err(e) if e.raw_os_error() == Some(libc::EFBIG)),
+        "buffered write beyond the maximum: write {write:?}, fsync {synced:?}"
+    );
+}
+
+#[test]
+fn readdir_many_entries() {
+    let m = Mount::new("readdir");
+    let d = m.join("d");
+    fs::create_dir(&d).unwrap();
+    let mut want: Vec<String> = (0..700).map(|i| format!("entry-{i:05}-{}", "n".repeat(i % 40))).collect();
+    for n in &want {
+        File::create(d.join(n)).unwrap();
+    }
+    want.sort();
+    assert_eq!(names(&d), want);
+    // With attributes (readdirplus path): every entry stats as a file.
+    for e in fs::read_dir(&d).unwrap() {
+        let e = e.unwrap();
+        assert!(e.metadata().unwrap().is_file());
+    }
+    for n in want.iter().step_by(2) {
+        fs::remove_file(d.join(n)).unwrap();
+    }
+    let left: Vec<String> = want.iter().skip(1).step_by(2).cloned().collect();
+    assert_eq!(names(&d), left);
+}
+
+// ---- 2. data ---------------------------------------------------------------------------
+
+/// 1 GiB (`RINGFS_E2E_BIG_MIB`) written sequentially in 1 MiB writes, then read back:
+/// equal checksums. Prints the throughput.
+#[test]
+fn sequential_1gib_write_then_read() {
+    let mib: usize = std::env::var("RINGFS_E2E_BIG_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let m = Mount::new("seq");
+    let p = m.join("big");
+    let mut rng = Rng::new(42);
+    let mut buf = vec![0u8; MIB];
+    let mut wsum = Sum::new();
+    let mut gen_time = Duration::ZERO;
+    let t0 = Instant::now();
+    let mut f = File::create(&p).unwrap();
+    for _ in 0..mib {
+        let g = Instant::now();
+        rng.fill(&mut buf);
+        wsum.update(&buf);
+        gen_time += g.elapsed();
+        f.write_all(&buf).unwrap();
+    }
+    let t_written = t0.elapsed();
+    f.sync_all().unwrap();
+    drop(f);
+    let t_write = t0.elapsed();
+    assert_eq!(fs::metadata(&p).unwrap().len(), (mib * MIB) as u64);
+
+    let t1 = Instant::now();
+    let mut f = File::open(&p).unwrap();
+    let mut rsum = Sum::new();
+    let mut total = 0usize;
+    let mut hash_time = Duration::ZERO;
+    loop {
+        let n = f.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        let g = Instant::now();
+        rsum.update(&buf[..n]);
+        hash_time += g.elapsed();
+        total += n;
+    }
+    let t_read = t1.elapsed();
+    drop(f);
+    assert_eq!(total, mib * MIB);
+    assert_eq!(rsum.finish(), wsum.finish(), "checksum of the data read back");
+    let rate = |d: Duration| mib as f64 / d.as_secs_f64();
+    eprintln!(
+        "sequential {mib} MiB: write {:.1} MiB/s ({:.2}s, of which {:.2}s until the last write \
+         returned, {:.2}s generating+hashing), read {:.1} MiB/s ({:.2}s, {:.2}s hashing); \
+         net of test-side CPU: write {:.1} MiB/s, read {:.1} MiB/s",
+        rate(t_write),
+        t_write.as_secs_f64(),
+        t_written.as_secs_f64(),
+        gen_time.as_secs_f64(),
+        rate(t_read),
+        t_read.as_secs_f64(),
+        hash_time.as_secs_f64(),
+        rate(t_write.saturating_sub(gen_time)),
+        rate(t_read.saturating_sub(hash_time)),
+    );
+    // Give the space back (the deleter removes the objects before the unmount returns).
+    fs::remove_file(&p).unwrap();
+}
+
+#[test]
+fn sparse_file() {
+    let m = Mount::new("sparse");
+    let p = m.join("sparse");
+    let off = 100 * MIB as u64;
+    let f = OpenOptions::new().write(true).create(true).truncate(true).open(&p).unwrap();
+    f.write_all_at(b"after the hole", off).unwrap();
+    drop(f);
+    let md = fs::metadata(&p).unwrap();
+    assert_eq!(md.len(), off + 14);
+    let mut f = File::open(&p).unwrap();
+    let mut buf = vec![0xffu8; MIB];
+    let mut at = 0u64;
+    while at < off {
+        f.read_exact(&mut buf).unwrap();
+        assert!(buf.iter().all(|b| *b == 0), "hole reads zeros at {at}");
+        at += MIB as u64;
+    }
+    let mut tail = Vec::new();
+    f.read_to_end(&mut tail).unwrap();
+    assert_eq!(tail, b"after the hole");
+    // A read spanning the end of the hole and the data.
+    let mut mid = [0xffu8; 20];
+    let n = f.read_at(&mut mid, off - 6).unwrap();
+    assert_eq!(n, 20);
+    assert_eq!(&mid[..6], &[0u8; 6]);
+    assert_eq!(&mid[6..], b"after the hole");
+    // Another write far in the middle of the hole.
+    drop(f);
+    let f = OpenOptions::new().write(true).open(&p).unwrap();
+    f.write_all_at(b"middle", 50 * MIB as u64 + 3).unwrap();
+    drop(f);
+    let f = File::open(&p).unwrap();
+    let mut b = [0xffu8; 12];
+    f.read_exact_at(&mut b, 50 * MIB as u64).unwrap();
+    assert_eq!(&b, b"\0\0\0middle\0\0\0");
+    assert_eq!(fs::metadata(&p).unwrap().len(), off + 14);
+}
+
+/// Random small writes into a 10 MiB file, checked against an in-memory copy with reads
+/// in between (before close), then after close and reopen.
+#[test]
+fn random_overwrites_match_model() {
+    let m = Mount::new("overwrite");
+    let p = m.join("f");
+    let size = 10 * MIB;
+    let mut rng = Rng::new(3);
+    let mut model = rng.bytes(size);
+    fs::write(&p, &model).unwrap();
+    for round in 0..3 {
+        let f = OpenOptions::new().read(true).write(true).open(&p).unwrap();
+        for i in 0..1500 {
+            let len = 1 + rng.below(if i % 10 == 0 { 300_000 } else { 5000 }) as usize;
+            // Some writes run past the end and grow the file.
+            let off = rng.below((model.len() + 1000) as u64) as usize;
+            let data = rng.bytes(len);
+            f.write_all_at(&data, off as u64).unwrap();
+            if off + len > model.len() {
+                model.resize(off + len, 0);
+            }
+            model[off..off + len].copy_from_slice(&data);
+            if i % 7 == 0 {
+                let roff = rng.below(model.len() as u64) as usize;
+                let rlen = (1 + rng.below(200_000) as usize).min(model.len() - roff);
+                let mut got = vec![0u8; rlen];
+                f.read_exact_at(&mut got, roff as u64).unwrap();
+                assert!(
+                    got == model[roff..roff + rlen],
+                    "round {round} op {i}: read [{roff}, +{rlen}) differs from the model"
+                );
+            }
+        }
+        assert_eq!(f.metadata().unwrap().len(), model.len() as u64);
+        drop(f);
+        let got = fs::read(&p).unwrap();
+        assert_eq!(got.len(), model.len(), "size after close, round {round}");
+        assert!(got == model, "content after close, round {round}");
+    }
+    assert_eq!(sum_file(&p), sum_of(&model));
+}
+
+#[test]
+fn truncate_down_then_extend_reads_zeros() {
+    let m = Mount::new("truncext");
+    let p = m.join("f");
+    let data = Rng::new(5).bytes(6 * MIB);
+    fs::write(&p, &data).unwrap();
+    // Closed file: shrink into the middle of a block, then extend by truncate.
+    File::options().write(true).open(&p).unwrap().set_len(1_000_003).unwrap();
+    File::options().write(true).open(&p).unwrap().set_len(6 * MIB as u64).unwrap();
+    let got = fs::read(&p).unwrap();
+    assert_eq!(got.len(), 6 * MIB);
+    assert_eq!(&got[..1_000_003], &data[..1_000_003]);
+    assert!(got[1_000_003..].iter().all(|b| *b == 0), "extended range reads zeros");
+    // Open file: shrink, then extend by writing past the end (a hole in between).
+    let f = OpenOptions::new().read(true).write(true).open(&p).unwrap();
+    f.set_len(500).unwrap();
+    f.write_all_at(b"end", 3 * MIB as u64).unwrap();
+    let mut buf = vec![0xffu8; 3 * MIB + 3];
+    f.read_exact_at(&mut buf, 0).unwrap();
+    assert_eq!(&buf[..500], &data[..500]);
+    assert!(buf[500..3 * MIB].iter().all(|b| *b == 0), "before close");
+    assert_eq!(&buf[3 * MIB..], b"end");
+    drop(f);
+    let got = fs::read(&p).unwrap();
+    assert_eq!(got.len(), 3 * MIB + 3);
+    assert_eq!(&got[..500], &data[..500]);
+    assert!(got[500..3 * MIB].iter().all(|b| *b == 0), "after close");
+    assert_eq!(&got[3 * MIB..], b"end");
+}
+
+#[test]
+fn concurrent_writers_on_8_files() {
+    let m = Mount::new("concurrent");
+    let per_file = 24 * MIB;
+    let dir = m.path().to_path_buf();
+    let handles: Vec<_> = (0..8u64)
+        .map(|i| {
+            let p = dir.join(format!("w{i}"));
+            std::thread::spawn(move || {
+                let mut rng = Rng::new(100 + i);
+                let mut f = File::create(&p).unwrap();
+                let mut s = Sum::new();
+                let mut written = 0;
+                while written < per_file {
+                    // Unaligned write sizes, different per thread.
+                    let n = (1 + rng.below(256 * 1024) as usize).min(per_file - written);
+                    let b = rng.bytes(n);
+                    f.write_all(&b).unwrap();
+                    s.update(&b);
+                    written += n;
+                }
+                drop(f);
+                (p, s.finish())
+            })
+        })
+        .collect();
+    for h in handles {
+        let (p, want) = h.join().expect("writer thread");
+        assert_eq!(want.1, per_file as u64);
+        assert_eq!(sum_file(&p), want, "{}", p.display());
+    }
+}
+
+#[test]
+fn o_append() {
+    let m = Mount::new("append");
+    let p = m.join("log");
+    fs::write(&p, b"start\n").unwrap();
+    let mut a = OpenOptions::new().append(true).open(&p).unwrap();
+    let mut b = OpenOptions::new().append(true).open(&p).unwrap();
+    let mut want = b"start\n".to_vec();
+    for i in 0..50 {
+        let line = format!("line {i} from {}\n", if i % 2 == 0 { "a" } else { "b" });
+        let w = if i % 2 == 0 { &mut a } else { &mut b };
+        // Seeking does not matter with O_APPEND.
+        w.seek(SeekFrom::Start(0)).unwrap();
+        w.write_all(line.as_bytes()).unwrap();
+        want.extend_from_slice(line.as_bytes());
+    }
+    assert_eq!(a.metadata().unwrap().len(), want.len() as u64);
+    drop(a);
+    drop(b);
+    assert_eq!(fs::read(&p).unwrap(), want);
+    // Appending to a file created with O_APPEND, and after a reopen.
+    let q = m.join("new");
+    let mut c = OpenOptions::new().append(true).create(true).open(&q).unwrap();
+    c.write_all(b"1").unwrap();
+    drop(c);
+    let mut c = OpenOptions::new().append(true).open(&q).unwrap();
+    c.write_all(b"2").unwrap();
+    drop(c);
+    assert_eq!(fs::read(&q).unwrap(), b"12");
+}
+
+// ---- 3. open but unlinked ----------------------------------------------------------------
+
+#[test]
+fn open_unlinked_file_stays_usable_until_close() {
+    let mut m = Mount::new("unlinked");
+    let p = m.join("f");
+    let data = Rng::new(9).bytes(3 * MIB + 17);
+    fs::write(&p, &data).unwrap();
+    let mut f = OpenOptions::new().read(true).write(true).open(&p).unwrap();
+    fs::remove_file(&p).unwrap();
+    assert_eq!(errno_of(fs::metadata(&p)), libc::ENOENT);
+    assert!(names(m.path()).is_empty());
+    // Still readable...
+    let mut got = Vec::new();
+    f.read_to_end(&mut got).unwrap();
+    assert!(got == data);
+    // ...and writable, also after a flush.
+    f.write_all_at(b"more", 100).unwrap();
+    f.sync_all().unwrap();
+    f.write_all_at(b"tail", data.len() as u64).unwrap();
+    let md = f.metadata().unwrap();
+    assert_eq!(md.nlink(), 0);
+    assert_eq!(md.len(), data.len() as u64 + 4);
+    let mut buf = [0u8; 4];
+    f.read_exact_at(&mut buf, 100).unwrap();
+    assert_eq!(&buf, b"more");
+    f.read_exact_at(&mut buf, data.len() as u64).unwrap();
+    assert_eq!(&buf, b"tail");
+    // A new file of the same name is a different file.
+    fs::write(&p, b"new").unwrap();
+    f.read_exact_at(&mut buf, 0).unwrap();
+    assert_eq!(&buf, &data[..4]);
+    drop(f);
+    assert_eq!(fs::read(&p).unwrap(), b"new");
+    // After the close and the unmount the inode is gone for good.
+    m.unmount();
+    let conf = test_conf();
+    let o = ringfs([OsStr::new("status"), OsStr::new("-c"), conf.as_os_str(), OsStr::new(&m.volume)]);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(out.contains("pending deletions: 0"), "{out}");
+    assert!(out.contains("inodes:        2"), "root and the new file only: {out}");
+    assert!(out.contains("sessions:      0"), "{out}");
+    m.mount();
+    assert_eq!(names(m.path()), ["f"]);
+}
+
+// ---- 4. persistence ------------------------------------------------------------------------
+
+#[test]
+fn persistence_across_remount() {
+    let mut m = Mount::new("persist");
+    let mut rng = Rng::new(11);
+    let sizes = [0usize, 1, 4095, 4096, 4 * MIB, 4 * MIB + 1, 70 * MIB + 12345];
+    fs::create_dir_all(m.join("a/b/c")).unwrap();
+    let mut sums = Vec::new();
+    for (i, s) in sizes.iter().enumerate() {
+        let data = rng.bytes(*s);
+        let p = m.join(format!("a/b/f{i}"));
+        fs::write(&p, &data).unwrap();
+        sums.push((p, sum_of(&data)));
+    }
+    // A sparse file, a symlink, a hard link, an xattr, modes and times.
+    let f = OpenOptions::new().write(true).create(true).truncate(true).open(m.join("a/sparse")).unwrap();
+    f.write_all_at(b"far", 200 * MIB as u64).unwrap();
+    drop(f);
+    std::os::unix::fs::symlink("b/f1", m.join("a/ln")).unwrap();
+    fs::hard_link(m.join("a/b/f2"), m.join("a/c-hard")).unwrap();
+    setxattr(&m.join("a/b/f3"), "user.k", b"v", 0).unwrap();
+    fs::set_permissions(m.join("a/b/c"), fs::Permissions::from_mode(0o711)).unwrap();
+    utimensat(&m.join("a/b/f4"), ts(1_500_000_000, 1), ts(1_600_000_000, 2)).unwrap();
+    let before = names(&m.join("a/b"));
+
+    m.remount();
+
+    for (p, want) in &sums {
+        assert_eq!(sum_file(p), *want, "{}", p.display());
+    }
+    assert_eq!(names(&m.join("a/b")), before);
+    let sp = fs::read(m.join("a/sparse")).unwrap();
+    assert_eq!(sp.len(), 200 * MIB + 3);
+    assert!(sp[..200 * MIB].iter().all(|b| *b == 0));
+    assert_eq!(&sp[200 * MIB..], b"far");
+    assert_eq!(fs::read_link(m.join("a/ln")).unwrap(), Path::new("b/f1"));
+    assert_eq!(fs::metadata(m.join("a/c-hard")).unwrap().nlink(), 2);
+    assert_eq!(
+        fs::metadata(m.join("a/c-hard")).unwrap().ino(),
+        fs::metadata(m.join("a/b/f2")).unwrap().ino()
+    );
+    assert_eq!(getxattr(&m.join("a/b/f3"), "user.k").unwrap(), b"v");
+    assert_eq!(fs::metadata(m.join("a/b/c")).unwrap().mode() & 0o7777, 0o711);
+    let md = fs::metadata(m.join("a/b/f4")).unwrap();
+    assert_eq!((md.atime(), md.atime_nsec(), md.mtime(), md.mtime_nsec()), (1_500_000_000, 1, 1_600_000_000, 2));
+
+    // Data written right before an unmount (no fsync, no wait) is there too.
+    let last = rng.bytes(5 * MIB + 3);
+    let mut f = File::create(m.join("last")).unwrap();
+    f.write_all(&last).unwrap();
+    drop(f);
+    m.remount();
+    assert_eq!(sum_file(&m.join("last")), sum_of(&last));
+}
+
+// ---- 5. two mounts of one volume ------------------------------------------------------
+
+#[test]
+fn two_mounts_close_to_open() {
+    let a = Mount::new("twomounts");
+    let b = Mount::attach(&a.volume);
+    assert_ne!(a.pid(), b.pid());
+    let mut rng = Rng::new(21);
+
+    // A new file: write + close on A, open + read on B.
+    let d1 = rng.bytes(3 * MIB + 5);
+    fs::write(a.join("f"), &d1).unwrap();
+    assert!(fs::read(b.join("f")).unwrap() == d1, "B reads A's new file");
+    // And the other way round, overwriting part of it (same size).
+    let f = OpenOptions::new().write(true).open(b.join("f")).unwrap();
+    f.write_all_at(b"written by B", 1000).unwrap();
+    drop(f);
+    let mut want = d1.clone();
+    want[1000..1012].copy_from_slice(b"written by B");
+    assert!(fs::read(a.join("f")).unwrap() == want, "A reads B's overwrite");
+    // Growing and shrinking.
+    let d2 = rng.bytes(5 * MIB);
+    fs::write(a.join("f"), &d2).unwrap();
+    assert!(fs::read(b.join("f")).unwrap() == d2, "B reads the rewritten, bigger file");
+    fs::write(a.join("f"), b"short").unwrap();
+    assert_eq!(fs::read(b.join("f")).unwrap(), b"short", "B reads the shrunk file");
+
+    // Directories, renames and deletes show on the other mount (after the kernel's
+    // entry cache of at most fuse.entry_ttl).
+    let limit = Duration::from_secs(5);
+    fs::create_dir(a.join("dir")).unwrap();
+    fs::write(a.join("dir/x"), b"x").unwrap();
+    assert!(eventually(limit, || b.join("dir/x").exists()), "B sees A's new dir");
+    fs::rename(a.join("dir/x"), a.join("dir/y")).unwrap();
+    assert!(
+        eventually(limit, || !b.join("dir/x").exists() && b.join("dir/y").exists()),
+        "B sees A's rename"
+    );
+    assert_eq!(fs::read(b.join("dir/y")).unwrap(), b"x");
+    fs::remove_file(b.join("dir/y")).unwrap();
+    assert!(eventually(limit, || !a.join("dir/y").exists()), "A sees B's delete");
+    assert!(eventually(limit, || names(&a.join("dir")).is_empty()));
+    fs::remove_dir(a.join("dir")).unwrap();
+    assert!(eventually(limit, || !b.join("dir").exists()), "B sees A's rmdir");
+    // A rename over an existing file on B, read on A.
+    fs::write(b.join("new"), b"replacement").unwrap();
+    fs::rename(b.join("new"), b.join("f")).unwrap();
+    assert!(
+        eventually(limit, || fs::read(a.join("f")).map(|d| d == b"replacement").unwrap_or(false)),
+        "A sees B's rename over f"
+    );
+    assert_eq!(names(a.path()), ["f"]);
+    assert_eq!(names(b.path()), ["f"]);
+}
+
+// ---- 6. bad input at mount ------------------------------------------------------------
+
+/// Runs `ringfs mount -c CONF VOLUME MP --background`.
+fn mount_cmd(conf: &Path, volume: &str, mp: &Path) -> std::process::Output {
+    ringfs([
+        OsStr::new("mount"),
+        OsStr::new("-c"),
+        conf.as_os_str(),
+        OsStr::new(volume),
+        mp.as_os_str(),
+        OsStr::new("--background"),
+    ])
+}
+
+/// A failed mount: non-zero exit, exactly one line on stderr, starting with `ringfs: `
+/// and containing every word of `words` (case-insensitive), nothing mounted.
+#[track_caller]
+fn assert_mount_fails(o: &std::process::Output, mp: &Path, words: &[&str]) {
+    let err = text(&o.stderr);
+    assert!(
+        !o.status.success(),
+        "mount succeeded: stdout {:?} stderr {err:?}",
+        text(&o.stdout)
+    );
+    assert!(
+        err.starts_with("ringfs: ") && err.ends_with('\n') && err.lines().count() == 1,
+        "want one `ringfs: ` line on stderr, got {err:?}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    let lower = err.to_lowercase();
+    for w in words {
+        assert!(lower.contains(&w.to_lowercase()), "stderr lacks {w:?}: {err:?}");
+    }
+    if mp.is_dir() {
+        assert!(!common::is_mounted(mp) || mount_count(mp) == 1);
+    }
+}
+
+/// A copy of the test config with one line replaced.
+fn conf_with(tag: &str, from: &str, to: &str) -> std::path::PathBuf {
+    let text = fs::read_to_string(test_conf()).unwrap();
+    assert!(text.contains(from), "config has no {from:?}");
+    let dir = fresh_dir(tag);
+    let p = dir.join("ringfs.toml");
+    fs::write(&p, text.replace(from, to)).unwrap();
+    p
+}
+
+#[test]
+fn mount_error_missing_volume() {
+    let mp = fresh_dir("missing-volume");
+    let vol = common::unique("never-formatted");
+    let o = mount_cmd(&test_conf(), &vol, &mp);
+    assert_mount_fails(&o, &mp, &[&vol, "not found", "format"]);
+    assert!(!common::is_mounted(&mp));
+}
+
+#[test]
+fn mount_error_etcd_down() {
+    // A port that nothing listens on: bind, note it, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let text = fs::read_to_string(test_conf()).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("endpoints"))
+        .expect("etcd endpoints line")
+        .to_string();
+    let conf = conf_with("etcd-down", &line, &format!("endpoints = [\"http://127.0.0.1:{port}\"]"));
+    let mp = fresh_dir("etcd-down");
+    let t = Instant::now();
+    let o = mount_cmd(&conf, "anyvolume", &mp);
+    assert_mount_fails(&o, &mp, &["etcd", &format!("127.0.0.1:{port}")]);
+    assert!(t.elapsed() < Duration::from_secs(60), "took {:?}", t.elapsed());
+    assert!(!common::is_mounted(&mp));
+}
+
+#[test]
+fn mount_error_wrong_swift_key() {
+    let vol = common::unique("badkey");
+    common::format_volume(&vol);
+    let text = fs::read_to_string(test_conf()).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("key ="))
+        .expect("swift key line")
+        .to_string();
+    let conf = conf_with("badkey", &line, "key = \"definitely-wrong\"");
+    let mp = fresh_dir("badkey");
+    let o = mount_cmd(&conf, &vol, &mp);
+    assert_mount_fails(&o, &mp, &["swift", "auth", "401"]);
+    assert!(!common::is_mounted(&mp));
+}
+
+#[test]
+fn mount_error_busy_mountpoint() {
+    let m = Mount::new("busy");
+    fs::write(m.join("f"), b"first mount").unwrap();
+    let o = mount_cmd(&test_conf(), &m.volume, m.path());
+    // If the command claims success, its mount process must not outlive this test
+    // (it could mount on top once the first mount is gone).
+    if let Some((pid, _)) = common::parse_mounted_line(&text(&o.stdout)) {
+        assert!(common::wait_exit(pid, Duration::from_secs(30)), "second mount process {pid} keeps running");
+    }
+    assert_mount_fails(&o, m.path(), &["busy", "already mounted"]);
+    assert_eq!(mount_count(m.path()), 1, "exactly one mount on the mountpoint");
+    assert_eq!(fs::read(m.join("f")).unwrap(), b"first mount", "the first mount still works");
+}
+
+#[test]
+fn mount_error_mountpoint_is_a_file() {
+    let dir = fresh_dir("mp-file");
+    let file = dir.join("not-a-dir");
+    fs::write(&file, b"x").unwrap();
+    let vol = common::unique("mpfile");
+    common::format_volume(&vol);
+    let o = mount_cmd(&test_conf(), &vol, &file);
+    assert_mount_fails(&o, &file, &["not a directory", &file.to_string_lossy()]);
+    let missing = dir.join("missing");
+    let o = mount_cmd(&test_conf(), &vol, &missing);
+    assert_mount_fails(&o, &missing, &[&missing.to_string_lossy(), "no such file"]);
+}
