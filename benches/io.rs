@@ -60,7 +60,9 @@ mod uring {
         iters: u64,
     ) -> (Duration, Vec<u8>) {
         rt.block_on(async {
-            let f = tokio_uring::fs::File::create(path).await.expect("create file");
+            let f = tokio_uring::fs::File::create(path)
+                .await
+                .expect("create file");
             let mut buf = buf;
             let start = Instant::now();
             for i in 0..iters {
@@ -100,7 +102,8 @@ fn benches(c: &mut Criterion) {
             let mut buf = Some(block());
             g.bench_function("io_uring", |b| {
                 b.iter_custom(|iters| {
-                    let (took, back) = uring::writes(&rt, &path, buf.take().expect("buffer"), iters);
+                    let (took, back) =
+                        uring::writes(&rt, &path, buf.take().expect("buffer"), iters);
                     buf = Some(back);
                     TALLY.add("io_uring", (iters as usize * BLOCK) as f64, took);
                     took
@@ -122,7 +125,7 @@ fn main() {
     let u = TALLY.rate("io_uring");
     if s.is_some() || u.is_some() {
         println!();
-        println!("io summary (4 MiB write + sync_data, MiB/s over all timed samples, warm-up included)");
+        println!("io summary (4 MiB write + sync_data, median MiB/s of the timed calls, warm-up included)");
         println!("  std      {}", fmt_rate(s, MIB, "MiB/s"));
         println!("  io_uring {}", fmt_rate(u, MIB, "MiB/s"));
         println!("  io_uring / std {}", ratio(u, s));

@@ -142,7 +142,14 @@ async fn closed_loop(vol: &Arc<Vol>, per_caller: u64) -> (Duration, u64) {
                     let name = format!("c{c}-f{n}");
                     match vol
                         .meta
-                        .mknod(CREDS, vol.dirs[c], name.as_bytes(), FileKind::File, 0o644, 0)
+                        .mknod(
+                            CREDS,
+                            vol.dirs[c],
+                            name.as_bytes(),
+                            FileKind::File,
+                            0o644,
+                            0,
+                        )
                         .await
                     {
                         Ok(_) => {}
@@ -180,7 +187,8 @@ fn benches(cr: &mut Criterion) {
             g.throughput(Throughput::Elements(callers as u64));
             for gc in [true, false] {
                 let mut vol: Option<Arc<Vol>> = None;
-                let bench_id = BenchmarkId::new(format!("{}/{}", gc_name(gc), layout.name()), callers);
+                let bench_id =
+                    BenchmarkId::new(format!("{}/{}", gc_name(gc), layout.name()), callers);
                 g.bench_with_input(bench_id, &callers, |b, &callers| {
                     let vol = vol
                         .get_or_insert_with(|| rt.block_on(fresh_volume(gc, layout, callers)))
@@ -206,7 +214,7 @@ fn benches(cr: &mut Criterion) {
 
 fn summary() {
     println!();
-    println!("meta summary (successful creates/s over all timed rounds, warm-up included; target on/off at 16 callers >= {TARGET:.1}x)");
+    println!("meta summary (median successful creates/s of the timed calls, warm-up included; target on/off at 16 callers >= {TARGET:.1}x)");
     println!(
         "{:<9} {:>7} {:>14} {:>14} {:>8}  target",
         "layout", "callers", "gc_on /s", "gc_off /s", "on/off"

@@ -8,14 +8,14 @@
 
 mod common;
 
-use common::{errno_of, fresh_dir, mount_count, ringfs, test_conf, text, Mount};
+use common::{errno_of, mount_count, ringfs, test_conf, text, Mount, Scratch};
 use std::ffi::{CString, OsStr};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
@@ -100,7 +100,11 @@ impl Md5Pipe {
     }
 
     fn update(&mut self, data: &[u8]) {
-        self.stdin.as_mut().unwrap().write_all(data).expect("feed md5sum");
+        self.stdin
+            .as_mut()
+            .unwrap()
+            .write_all(data)
+            .expect("feed md5sum");
     }
 
     fn finish(mut self) -> String {
@@ -109,7 +113,11 @@ impl Md5Pipe {
             .wait_with_output()
             .expect("md5sum");
         assert!(out.status.success());
-        text(&out.stdout).split_whitespace().next().unwrap().to_string()
+        text(&out.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
     }
 }
 
@@ -128,9 +136,21 @@ fn md5_of(data: &[u8]) -> String {
 
 /// `md5sum FILE`: reads the file through the mount.
 fn md5_file(path: &Path) -> String {
-    let out = Command::new("md5sum").arg(path).output().expect("run md5sum");
-    assert!(out.status.success(), "md5sum {}: {}", path.display(), text(&out.stderr));
-    text(&out.stdout).split_whitespace().next().unwrap().to_string()
+    let out = Command::new("md5sum")
+        .arg(path)
+        .output()
+        .expect("run md5sum");
+    assert!(
+        out.status.success(),
+        "md5sum {}: {}",
+        path.display(),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 fn cpath(p: &Path) -> CString {
@@ -156,8 +176,16 @@ fn sys_ssize(r: libc::ssize_t) -> io::Result<usize> {
 fn renameat2(from: &Path, to: &Path, flags: libc::c_uint) -> io::Result<()> {
     let (a, b) = (cpath(from), cpath(to));
     // SAFETY: valid NUL-terminated paths.
-    sys(unsafe { libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), flags) })
-        .map(drop)
+    sys(unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            flags,
+        )
+    })
+    .map(drop)
 }
 
 fn setxattr(p: &Path, name: &str, value: &[u8], flags: libc::c_int) -> io::Result<()> {
@@ -275,7 +303,12 @@ fn makedev(major: u32, minor: u32) -> libc::dev_t {
 fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("read_dir {}: {e}", dir.display()))
-        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     v.sort();
     v
@@ -302,7 +335,10 @@ fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
 fn lookup_and_stat_errors() {
     let m = Mount::new("lookup");
     assert_eq!(errno_of(fs::metadata(m.join("missing"))), libc::ENOENT);
-    assert_eq!(errno_of(fs::symlink_metadata(m.join("missing"))), libc::ENOENT);
+    assert_eq!(
+        errno_of(fs::symlink_metadata(m.join("missing"))),
+        libc::ENOENT
+    );
     assert_eq!(errno_of(File::open(m.join("missing"))), libc::ENOENT);
     assert_eq!(errno_of(fs::metadata(m.join("no/such/dir"))), libc::ENOENT);
     fs::write(m.join("file"), b"x").unwrap();
@@ -324,7 +360,16 @@ fn mkdir_rmdir_unlink_errors() {
     assert_eq!(errno_of(fs::create_dir(&d)), libc::EEXIST);
     fs::write(m.join("f"), b"x").unwrap();
     assert_eq!(errno_of(fs::create_dir(m.join("f"))), libc::EEXIST);
-    assert_eq!(errno_of(fs::create_dir(m.join("missing/sub"))), libc::ENOENT);
+    assert_eq!(errno_of(File::create_new(m.join("f"))), libc::EEXIST);
+    assert_eq!(errno_of(File::create_new(&d)), libc::EEXIST);
+    assert_eq!(
+        errno_of(OpenOptions::new().write(true).open(&d)),
+        libc::EISDIR
+    );
+    assert_eq!(
+        errno_of(fs::create_dir(m.join("missing/sub"))),
+        libc::ENOENT
+    );
     fs::create_dir(d.join("sub")).unwrap();
     fs::write(d.join("sub/file"), b"y").unwrap();
     assert_eq!(errno_of(fs::remove_dir(&d)), libc::ENOTEMPTY);
@@ -371,7 +416,11 @@ fn rename_variants() {
     fs::write(m.join("x"), b"x").unwrap();
     fs::write(m.join("y"), b"y").unwrap();
     assert_eq!(
-        errno_of(renameat2(&m.join("x"), &m.join("y"), libc::RENAME_NOREPLACE)),
+        errno_of(renameat2(
+            &m.join("x"),
+            &m.join("y"),
+            libc::RENAME_NOREPLACE
+        )),
         libc::EEXIST
     );
     assert_eq!(fs::read(m.join("y")).unwrap(), b"y");
@@ -387,21 +436,40 @@ fn rename_variants() {
     assert_eq!(fs::read(m.join("d1")).unwrap(), b"x");
     assert_eq!(fs::read(m.join("y/d2/c")).unwrap(), b"alpha");
     assert_eq!(
-        errno_of(renameat2(&m.join("z"), &m.join("nothing"), libc::RENAME_EXCHANGE)),
+        errno_of(renameat2(
+            &m.join("z"),
+            &m.join("nothing"),
+            libc::RENAME_EXCHANGE
+        )),
         libc::ENOENT
     );
 
     // Directory into its own subdirectory.
-    assert_eq!(errno_of(fs::rename(m.join("y"), m.join("y/d2/inside"))), libc::EINVAL);
+    assert_eq!(
+        errno_of(fs::rename(m.join("y"), m.join("y/d2/inside"))),
+        libc::EINVAL
+    );
     // Type mismatches and non-empty targets.
     fs::create_dir(m.join("empty")).unwrap();
-    assert_eq!(errno_of(fs::rename(m.join("z"), m.join("empty"))), libc::EISDIR);
-    assert_eq!(errno_of(fs::rename(m.join("empty"), m.join("z"))), libc::ENOTDIR);
-    assert_eq!(errno_of(fs::rename(m.join("empty"), m.join("y"))), libc::ENOTEMPTY);
+    assert_eq!(
+        errno_of(fs::rename(m.join("z"), m.join("empty"))),
+        libc::EISDIR
+    );
+    assert_eq!(
+        errno_of(fs::rename(m.join("empty"), m.join("z"))),
+        libc::ENOTDIR
+    );
+    assert_eq!(
+        errno_of(fs::rename(m.join("empty"), m.join("y"))),
+        libc::ENOTEMPTY
+    );
     // A directory over an empty directory.
     fs::rename(m.join("y"), m.join("empty")).unwrap();
     assert_eq!(fs::read(m.join("empty/d2/c")).unwrap(), b"alpha");
-    assert_eq!(errno_of(fs::rename(m.join("missing"), m.join("q"))), libc::ENOENT);
+    assert_eq!(
+        errno_of(fs::rename(m.join("missing"), m.join("q"))),
+        libc::ENOENT
+    );
     assert_eq!(names(m.path()), ["d1", "empty", "z"]);
 }
 
@@ -410,7 +478,10 @@ fn hard_links() {
     let m = Mount::new("link");
     fs::write(m.join("f"), b"data").unwrap();
     fs::hard_link(m.join("f"), m.join("g")).unwrap();
-    let (a, b) = (fs::metadata(m.join("f")).unwrap(), fs::metadata(m.join("g")).unwrap());
+    let (a, b) = (
+        fs::metadata(m.join("f")).unwrap(),
+        fs::metadata(m.join("g")).unwrap(),
+    );
     assert_eq!((a.ino(), a.nlink(), b.nlink()), (b.ino(), 2, 2));
     // Writes through one name show through the other.
     fs::OpenOptions::new()
@@ -420,10 +491,19 @@ fn hard_links() {
         .write_all(b"+more")
         .unwrap();
     assert_eq!(fs::read(m.join("f")).unwrap(), b"data+more");
-    assert_eq!(errno_of(fs::hard_link(m.join("f"), m.join("g"))), libc::EEXIST);
+    assert_eq!(
+        errno_of(fs::hard_link(m.join("f"), m.join("g"))),
+        libc::EEXIST
+    );
     fs::create_dir(m.join("d")).unwrap();
-    assert_eq!(errno_of(fs::hard_link(m.join("d"), m.join("d2"))), libc::EPERM);
-    assert_eq!(errno_of(fs::hard_link(m.join("missing"), m.join("h"))), libc::ENOENT);
+    assert_eq!(
+        errno_of(fs::hard_link(m.join("d"), m.join("d2"))),
+        libc::EPERM
+    );
+    assert_eq!(
+        errno_of(fs::hard_link(m.join("missing"), m.join("h"))),
+        libc::ENOENT
+    );
     fs::remove_file(m.join("f")).unwrap();
     let b = fs::metadata(m.join("g")).unwrap();
     assert_eq!(b.nlink(), 1);
@@ -482,7 +562,12 @@ fn chmod_chown_utimens() {
     assert_eq!((md.uid(), md.gid()), (1234, 42));
 
     // Explicit times, with nanoseconds.
-    utimensat(&p, ts(1_000_000_000, 123_456_789), ts(1_100_000_000, 987_654_321)).unwrap();
+    utimensat(
+        &p,
+        ts(1_000_000_000, 123_456_789),
+        ts(1_100_000_000, 987_654_321),
+    )
+    .unwrap();
     let md = fs::metadata(&p).unwrap();
     assert_eq!((md.atime(), md.atime_nsec()), (1_000_000_000, 123_456_789));
     assert_eq!((md.mtime(), md.mtime_nsec()), (1_100_000_000, 987_654_321));
@@ -499,12 +584,27 @@ fn chmod_chown_utimens() {
     utimensat(&p, ts(0, libc::UTIME_OMIT), ts(0, libc::UTIME_NOW)).unwrap();
     let md = fs::metadata(&p).unwrap();
     assert_eq!((md.atime(), md.atime_nsec()), (1_200_000_000, 5));
-    assert!((md.mtime() - now).abs() <= 5, "mtime {} vs now {now}", md.mtime());
+    assert!(
+        (md.mtime() - now).abs() <= 5,
+        "mtime {} vs now {now}",
+        md.mtime()
+    );
     // Both now.
     utimensat(&p, ts(0, libc::UTIME_NOW), ts(0, libc::UTIME_NOW)).unwrap();
     let md = fs::metadata(&p).unwrap();
-    assert!((md.atime() - now).abs() <= 5, "atime {} vs now {now}", md.atime());
-    assert_eq!(errno_of(utimensat(&m.join("missing"), ts(0, libc::UTIME_NOW), ts(0, libc::UTIME_NOW))), libc::ENOENT);
+    assert!(
+        (md.atime() - now).abs() <= 5,
+        "atime {} vs now {now}",
+        md.atime()
+    );
+    assert_eq!(
+        errno_of(utimensat(
+            &m.join("missing"),
+            ts(0, libc::UTIME_NOW),
+            ts(0, libc::UTIME_NOW)
+        )),
+        libc::ENOENT
+    );
 
     // Directories too.
     fs::create_dir(m.join("d")).unwrap();
@@ -519,7 +619,12 @@ fn truncate_up_and_down() {
     let data = Rng::new(1).bytes(300_000);
     fs::write(&p, &data).unwrap();
     // Closed file (truncate(2)).
-    File::options().write(true).open(&p).unwrap().set_len(100_000).unwrap();
+    File::options()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(100_000)
+        .unwrap();
     assert_eq!(fs::metadata(&p).unwrap().len(), 100_000);
     assert_eq!(fs::read(&p).unwrap(), &data[..100_000]);
     let c = cpath(&p);
@@ -528,7 +633,10 @@ fn truncate_up_and_down() {
     let got = fs::read(&p).unwrap();
     assert_eq!(got.len(), 250_000);
     assert_eq!(&got[..100_000], &data[..100_000]);
-    assert!(got[100_000..].iter().all(|b| *b == 0), "extended part reads zeros");
+    assert!(
+        got[100_000..].iter().all(|b| *b == 0),
+        "extended part reads zeros"
+    );
     // Open file (ftruncate) with buffered writes.
     let mut f = OpenOptions::new().read(true).write(true).open(&p).unwrap();
     f.write_all_at(b"tail", 249_996).unwrap();
@@ -545,7 +653,16 @@ fn truncate_up_and_down() {
     drop(f);
     assert_eq!(fs::metadata(&p).unwrap().len(), 0);
     assert_eq!(fs::read(&p).unwrap(), b"");
-    assert_eq!(errno_of(fs::create_dir(m.join("d")).and_then(|_| File::options().write(true).open(m.join("d")))), libc::EISDIR);
+    // O_TRUNC on open.
+    fs::write(&p, b"0123456789").unwrap();
+    let mut f = OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&p)
+        .unwrap();
+    f.write_all(b"ab").unwrap();
+    drop(f);
+    assert_eq!(fs::read(&p).unwrap(), b"ab");
 }
 
 #[test]
@@ -568,7 +685,10 @@ fn mknod_fifo_and_char_device() {
     // A regular file through mknod.
     mknod(&m.join("reg"), libc::S_IFREG | 0o644, 0).unwrap();
     assert!(fs::metadata(m.join("reg")).unwrap().is_file());
-    assert_eq!(errno_of(mknod(&m.join("fifo"), libc::S_IFIFO | 0o644, 0)), libc::EEXIST);
+    assert_eq!(
+        errno_of(mknod(&m.join("fifo"), libc::S_IFIFO | 0o644, 0)),
+        libc::EEXIST
+    );
     assert_eq!(names(m.path()), ["blk", "fifo", "null", "reg"]);
     // Metadata only: they can be renamed and removed like files.
     fs::rename(m.join("null"), m.join("null2")).unwrap();
@@ -591,8 +711,14 @@ fn xattrs() {
     assert_eq!(getxattr_sized(&p, "user.a", 0).unwrap().0, 3);
     assert_eq!(errno_of(getxattr_sized(&p, "user.a", 2)), libc::ERANGE);
     // Flags.
-    assert_eq!(errno_of(setxattr(&p, "user.a", b"two", libc::XATTR_CREATE)), libc::EEXIST);
-    assert_eq!(errno_of(setxattr(&p, "user.c", b"3", libc::XATTR_REPLACE)), libc::ENODATA);
+    assert_eq!(
+        errno_of(setxattr(&p, "user.a", b"two", libc::XATTR_CREATE)),
+        libc::EEXIST
+    );
+    assert_eq!(
+        errno_of(setxattr(&p, "user.c", b"3", libc::XATTR_REPLACE)),
+        libc::ENODATA
+    );
     setxattr(&p, "user.a", b"two", libc::XATTR_REPLACE).unwrap();
     setxattr(&p, "user.c", b"3", libc::XATTR_CREATE).unwrap();
     assert_eq!(getxattr(&p, "user.a").unwrap(), b"two");
@@ -607,7 +733,10 @@ fn xattrs() {
     let big = Rng::new(7).bytes(4000);
     setxattr(&m.join("d"), "user.big", &big, 0).unwrap();
     assert_eq!(getxattr(&m.join("d"), "user.big").unwrap(), big);
-    assert_eq!(errno_of(getxattr(&m.join("missing"), "user.a")), libc::ENOENT);
+    assert_eq!(
+        errno_of(getxattr(&m.join("missing"), "user.a")),
+        libc::ENOENT
+    );
 }
 
 #[test]
@@ -630,7 +759,10 @@ fn statfs_and_access() {
     assert_eq!(errno_of(access(&p, libc::X_OK)), libc::EACCES);
     fs::set_permissions(&p, fs::Permissions::from_mode(0o744)).unwrap();
     access(&p, libc::X_OK).unwrap();
-    assert_eq!(errno_of(access(&m.join("missing"), libc::F_OK)), libc::ENOENT);
+    assert_eq!(
+        errno_of(access(&m.join("missing"), libc::F_OK)),
+        libc::ENOENT
+    );
     fs::create_dir(m.join("d")).unwrap();
     access(&m.join("d"), libc::R_OK | libc::W_OK | libc::X_OK).unwrap();
 }
@@ -639,18 +771,36 @@ fn statfs_and_access() {
 fn fallocate_modes() {
     let m = Mount::new("falloc");
     let p = m.join("f");
-    let f = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&p).unwrap();
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&p)
+        .unwrap();
     fallocate(&f, 0, 0, MIB as i64).unwrap();
     assert_eq!(f.metadata().unwrap().len(), MIB as u64);
     fallocate(&f, 0, 4096, 10).unwrap();
-    assert_eq!(f.metadata().unwrap().len(), MIB as u64, "inside the file: no change");
+    assert_eq!(
+        f.metadata().unwrap().len(),
+        MIB as u64,
+        "inside the file: no change"
+    );
     fallocate(&f, libc::FALLOC_FL_KEEP_SIZE, 0, 4 * MIB as i64).unwrap();
     assert_eq!(f.metadata().unwrap().len(), MIB as u64, "KEEP_SIZE");
     assert_eq!(
-        errno_of(fallocate(&f, libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE, 0, 4096)),
+        errno_of(fallocate(
+            &f,
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            0,
+            4096
+        )),
         libc::EOPNOTSUPP
     );
-    assert_eq!(errno_of(fallocate(&f, libc::FALLOC_FL_ZERO_RANGE, 0, 4096)), libc::EOPNOTSUPP);
+    assert_eq!(
+        errno_of(fallocate(&f, libc::FALLOC_FL_ZERO_RANGE, 0, 4096)),
+        libc::EOPNOTSUPP
+    );
     drop(f);
     let got = fs::read(&p).unwrap();
     assert_eq!(got.len(), MIB);
@@ -680,7 +830,13 @@ fn lseek_data_and_hole() {
         assert_eq!(lseek(f, 7, libc::SEEK_SET).unwrap(), 7);
         assert_eq!(lseek(f, 0, libc::SEEK_END).unwrap(), size);
     };
-    let f = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&p).unwrap();
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&p)
+        .unwrap();
     f.write_all_at(&[9u8; 10_000], 0).unwrap();
     // Written but maybe not flushed yet.
     check(&f, 10_000);
@@ -704,15 +860,30 @@ fn name_length_limits() {
     std::os::unix::fs::symlink("x", m.join("s".repeat(255))).unwrap();
     fs::hard_link(m.join(&n255), m.join("h".repeat(255))).unwrap();
     fs::rename(m.join(&n255), m.join("r".repeat(255))).unwrap();
-    assert_eq!(errno_of(fs::metadata(m.join("z".repeat(255)))), libc::ENOENT);
+    assert_eq!(
+        errno_of(fs::metadata(m.join("z".repeat(255)))),
+        libc::ENOENT
+    );
 
     assert_eq!(errno_of(fs::write(m.join(&n256), b"x")), libc::ENAMETOOLONG);
     assert_eq!(errno_of(fs::create_dir(m.join(&n256))), libc::ENAMETOOLONG);
     assert_eq!(errno_of(fs::metadata(m.join(&n256))), libc::ENAMETOOLONG);
-    assert_eq!(errno_of(std::os::unix::fs::symlink("x", m.join(&n256))), libc::ENAMETOOLONG);
-    assert_eq!(errno_of(fs::hard_link(m.join("r".repeat(255)), m.join(&n256))), libc::ENAMETOOLONG);
-    assert_eq!(errno_of(fs::rename(m.join("r".repeat(255)), m.join(&n256))), libc::ENAMETOOLONG);
-    assert_eq!(errno_of(mknod(&m.join(&n256), libc::S_IFIFO | 0o644, 0)), libc::ENAMETOOLONG);
+    assert_eq!(
+        errno_of(std::os::unix::fs::symlink("x", m.join(&n256))),
+        libc::ENAMETOOLONG
+    );
+    assert_eq!(
+        errno_of(fs::hard_link(m.join("r".repeat(255)), m.join(&n256))),
+        libc::ENAMETOOLONG
+    );
+    assert_eq!(
+        errno_of(fs::rename(m.join("r".repeat(255)), m.join(&n256))),
+        libc::ENAMETOOLONG
+    );
+    assert_eq!(
+        errno_of(mknod(&m.join(&n256), libc::S_IFIFO | 0o644, 0)),
+        libc::ENAMETOOLONG
+    );
     assert_eq!(names(m.path()).len(), 4);
 }
 
@@ -724,21 +895,36 @@ fn efbig_beyond_max_file_size() {
     let m = Mount::new("efbig");
     let max: u64 = 64 << 40;
     let p = m.join("f");
-    let f = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&p).unwrap();
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&p)
+        .unwrap();
     assert_eq!(errno_of(f.set_len(max + 1)), libc::EFBIG);
     f.set_len(max).unwrap();
     assert_eq!(f.metadata().unwrap().len(), max);
     f.set_len(0).unwrap();
     drop(f);
 
-    let d = OpenOptions::new().write(true).custom_flags(libc::O_DIRECT).open(&p).unwrap();
+    let d = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&p)
+        .unwrap();
     assert_eq!(errno_of(d.write_at(&[1u8; 4096], max)), libc::EFBIG);
     d.write_at(&[2u8; 4096], max - 4096).unwrap();
     drop(d);
     assert_eq!(fs::metadata(&p).unwrap().len(), max);
 
     let q = m.join("g");
-    let f = OpenOptions::new().write(true).create(true).truncate(true).open(&q).unwrap();
+    let f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&q)
+        .unwrap();
     let write = f.write_at(b"x", max + 4096);
     let synced = f.sync_all();
     assert!(
@@ -753,7 +939,9 @@ fn readdir_many_entries() {
     let m = Mount::new("readdir");
     let d = m.join("d");
     fs::create_dir(&d).unwrap();
-    let mut want: Vec<String> = (0..700).map(|i| format!("entry-{i:05}-{}", "n".repeat(i % 40))).collect();
+    let mut want: Vec<String> = (0..700)
+        .map(|i| format!("entry-{i:05}-{}", "n".repeat(i % 40)))
+        .collect();
     for n in &want {
         File::create(d.join(n)).unwrap();
     }
@@ -773,68 +961,63 @@ fn readdir_many_entries() {
 
 // ---- 2. data ---------------------------------------------------------------------------
 
-/// 1 GiB (`RINGFS_E2E_BIG_MIB`) written sequentially in 1 MiB writes, then read back:
-/// equal checksums. Prints the throughput.
+/// Block `i` of the big sequential file: a 1 MiB window of the pool that moves with
+/// `i`, stamped with `i` (a misplaced block cannot match).
+fn big_block(i: u64, out: &mut [u8]) {
+    let off = ((i * 4099 * 8) % (POOL - out.len()) as u64) as usize;
+    out.copy_from_slice(&pool()[off..off + out.len()]);
+    out[..8].copy_from_slice(&i.to_le_bytes());
+}
+
+/// 1 GiB (`RINGFS_E2E_BIG_MIB`) written sequentially in 1 MiB writes, then read back
+/// in 1 MiB reads: equal MD5s, and every block equal. Prints the throughput.
 #[test]
 fn sequential_1gib_write_then_read() {
-    let mib: usize = std::env::var("RINGFS_E2E_BIG_MIB")
+    let mib: u64 = std::env::var("RINGFS_E2E_BIG_MIB")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1024);
     let m = Mount::new("seq");
     let p = m.join("big");
-    let mut rng = Rng::new(42);
     let mut buf = vec![0u8; MIB];
-    let mut wsum = Sum::new();
-    let mut gen_time = Duration::ZERO;
+    let mut want = vec![0u8; MIB];
+    let mut wsum = Md5Pipe::new();
     let t0 = Instant::now();
     let mut f = File::create(&p).unwrap();
-    for _ in 0..mib {
-        let g = Instant::now();
-        rng.fill(&mut buf);
+    for i in 0..mib {
+        big_block(i, &mut buf);
         wsum.update(&buf);
-        gen_time += g.elapsed();
         f.write_all(&buf).unwrap();
     }
     let t_written = t0.elapsed();
     f.sync_all().unwrap();
     drop(f);
     let t_write = t0.elapsed();
-    assert_eq!(fs::metadata(&p).unwrap().len(), (mib * MIB) as u64);
+    assert_eq!(fs::metadata(&p).unwrap().len(), mib * MIB as u64);
 
     let t1 = Instant::now();
     let mut f = File::open(&p).unwrap();
-    let mut rsum = Sum::new();
-    let mut total = 0usize;
-    let mut hash_time = Duration::ZERO;
-    loop {
-        let n = f.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        let g = Instant::now();
-        rsum.update(&buf[..n]);
-        hash_time += g.elapsed();
-        total += n;
+    let mut rsum = Md5Pipe::new();
+    for i in 0..mib {
+        f.read_exact(&mut buf)
+            .unwrap_or_else(|e| panic!("read block {i}: {e}"));
+        rsum.update(&buf);
+        big_block(i, &mut want);
+        assert!(buf == want, "block {i} (offset {}) differs", i * MIB as u64);
     }
+    assert_eq!(f.read(&mut buf).unwrap(), 0, "nothing after the end");
     let t_read = t1.elapsed();
     drop(f);
-    assert_eq!(total, mib * MIB);
-    assert_eq!(rsum.finish(), wsum.finish(), "checksum of the data read back");
+    assert_eq!(rsum.finish(), wsum.finish(), "MD5 of the data read back");
     let rate = |d: Duration| mib as f64 / d.as_secs_f64();
     eprintln!(
-        "sequential {mib} MiB: write {:.1} MiB/s ({:.2}s, of which {:.2}s until the last write \
-         returned, {:.2}s generating+hashing), read {:.1} MiB/s ({:.2}s, {:.2}s hashing); \
-         net of test-side CPU: write {:.1} MiB/s, read {:.1} MiB/s",
+        "sequential {mib} MiB in 1 MiB calls: write+fsync+close {:.1} MiB/s ({:.1}s; last write \
+         returned after {:.1}s), read {:.1} MiB/s ({:.1}s)",
         rate(t_write),
         t_write.as_secs_f64(),
         t_written.as_secs_f64(),
-        gen_time.as_secs_f64(),
         rate(t_read),
         t_read.as_secs_f64(),
-        hash_time.as_secs_f64(),
-        rate(t_write.saturating_sub(gen_time)),
-        rate(t_read.saturating_sub(hash_time)),
     );
     // Give the space back (the deleter removes the objects before the unmount returns).
     fs::remove_file(&p).unwrap();
@@ -845,7 +1028,12 @@ fn sparse_file() {
     let m = Mount::new("sparse");
     let p = m.join("sparse");
     let off = 100 * MIB as u64;
-    let f = OpenOptions::new().write(true).create(true).truncate(true).open(&p).unwrap();
+    let f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&p)
+        .unwrap();
     f.write_all_at(b"after the hole", off).unwrap();
     drop(f);
     let md = fs::metadata(&p).unwrap();
@@ -884,14 +1072,41 @@ fn sparse_file() {
 #[test]
 fn random_overwrites_match_model() {
     let m = Mount::new("overwrite");
+    overwrites(&m, 0, 3, 1500);
+}
+
+/// The same with O_DIRECT (every write and read goes to the engine, not the page cache)
+/// and a 1 MiB write buffer, so reads overlap buffered, uploading and committed data.
+#[test]
+fn random_overwrites_match_model_direct_io() {
+    let m = Mount::new_with_env(
+        "overwrite-direct",
+        &[("RINGFS_ENGINE_WRITE_BUFFER", "1MiB")],
+    );
+    overwrites(&m, libc::O_DIRECT, 4, 400);
+}
+
+/// `ops` random writes per round (every 7th followed by a random read), 3 rounds.
+fn overwrites(m: &Mount, flags: libc::c_int, seed: u64, ops: usize) {
     let p = m.join("f");
     let size = 10 * MIB;
-    let mut rng = Rng::new(3);
+    let mut rng = Rng::new(seed);
     let mut model = rng.bytes(size);
     fs::write(&p, &model).unwrap();
+    let open = || {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(flags)
+            .open(&p)
+            .unwrap()
+    };
     for round in 0..3 {
-        let f = OpenOptions::new().read(true).write(true).open(&p).unwrap();
-        for i in 0..1500 {
+        let f = open();
+        // (op, offset, data) of this round's writes, to explain a bad read.
+        let mut history: Vec<(usize, usize, Vec<u8>)> = Vec::new();
+        let start = model.clone();
+        for i in 0..ops {
             let len = 1 + rng.below(if i % 10 == 0 { 300_000 } else { 5000 }) as usize;
             // Some writes run past the end and grow the file.
             let off = rng.below((model.len() + 1000) as u64) as usize;
@@ -901,24 +1116,206 @@ fn random_overwrites_match_model() {
                 model.resize(off + len, 0);
             }
             model[off..off + len].copy_from_slice(&data);
+            history.push((i, off, data));
             if i % 7 == 0 {
                 let roff = rng.below(model.len() as u64) as usize;
                 let rlen = (1 + rng.below(200_000) as usize).min(model.len() - roff);
                 let mut got = vec![0u8; rlen];
                 f.read_exact_at(&mut got, roff as u64).unwrap();
-                assert!(
-                    got == model[roff..roff + rlen],
-                    "round {round} op {i}: read [{roff}, +{rlen}) differs from the model"
-                );
+                if got != model[roff..roff + rlen] {
+                    panic!(
+                        "round {round} op {i}: read [{roff}, +{rlen}) differs from the model: {}",
+                        explain(&got, roff, &model, &start, &history)
+                    );
+                }
             }
         }
         assert_eq!(f.metadata().unwrap().len(), model.len() as u64);
         drop(f);
-        let got = fs::read(&p).unwrap();
+        let mut got = Vec::new();
+        open().read_to_end(&mut got).unwrap();
         assert_eq!(got.len(), model.len(), "size after close, round {round}");
         assert!(got == model, "content after close, round {round}");
     }
-    assert_eq!(sum_file(&p), sum_of(&model));
+    assert_eq!(md5_file(&p), md5_of(&model));
+}
+
+/// One writer and one reader on the same file at once (O_DIRECT, so both reach the
+/// engine; a small write buffer, so writes keep flushing): a read that starts after a
+/// write returned must see that write (or a newer one), never older data.
+#[test]
+fn reader_sees_writes_completed_before_it_started() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    const REGION: usize = 64 * 1024;
+    const REGIONS: usize = 128;
+    let m = Mount::new_with_env("rw-race", &[("RINGFS_ENGINE_WRITE_BUFFER", "1MiB")]);
+    let p = m.join("f");
+    // Version 0 everywhere, committed.
+    let stamp = |region: usize, version: u64| -> Vec<u8> {
+        let word = ((region as u64) << 40 | version).to_le_bytes();
+        word.iter().copied().cycle().take(REGION).collect()
+    };
+    let mut init = Vec::with_capacity(REGION * REGIONS);
+    for r in 0..REGIONS {
+        init.extend_from_slice(&stamp(r, 0));
+    }
+    fs::write(&p, &init).unwrap();
+    let done: Arc<Vec<AtomicU64>> = Arc::new((0..REGIONS).map(|_| AtomicU64::new(0)).collect());
+    let stop = Arc::new(AtomicBool::new(false));
+    let open = |p: &Path| {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(p)
+            .unwrap()
+    };
+    let writer = {
+        let (f, done, stop) = (open(&p), done.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut rng = Rng::new(1);
+            let mut versions = vec![0u64; REGIONS];
+            let t = Instant::now();
+            let mut writes = 0;
+            while t.elapsed() < Duration::from_secs(20) && !stop.load(Ordering::Relaxed) {
+                let r = rng.below(REGIONS as u64) as usize;
+                versions[r] += 1;
+                f.write_all_at(&stamp(r, versions[r]), (r * REGION) as u64)
+                    .unwrap();
+                done[r].store(versions[r], Ordering::SeqCst);
+                writes += 1;
+            }
+            stop.store(true, Ordering::Relaxed);
+            writes
+        })
+    };
+    let f = open(&p);
+    let mut rng = Rng::new(2);
+    let mut buf = vec![0u8; REGION];
+    let mut reads = 0;
+    let mut failure = None;
+    while !stop.load(Ordering::Relaxed) {
+        let r = rng.below(REGIONS as u64) as usize;
+        let before = done[r].load(Ordering::SeqCst);
+        f.read_exact_at(&mut buf, (r * REGION) as u64).unwrap();
+        reads += 1;
+        let oldest = buf
+            .chunks_exact(8)
+            .map(|w| u64::from_le_bytes(w.try_into().unwrap()) & ((1 << 40) - 1))
+            .min()
+            .unwrap();
+        if oldest < before {
+            failure = Some(format!(
+                "read {reads}: region {r} has bytes of version {oldest}, but version {before} \
+                 was written before the read started"
+            ));
+            stop.store(true, Ordering::Relaxed);
+        }
+    }
+    let writes = writer.join().expect("writer");
+    if let Some(f) = failure {
+        panic!("{f} ({writes} writes)");
+    }
+    eprintln!("reader_sees_writes_completed_before_it_started: {writes} writes, {reads} reads");
+}
+
+/// Which bytes of a read differ from the model, and whose bytes they are instead.
+fn explain(
+    got: &[u8],
+    roff: usize,
+    model: &[u8],
+    start: &[u8],
+    history: &[(usize, usize, Vec<u8>)],
+) -> String {
+    let bad: Vec<usize> = (0..got.len())
+        .filter(|&k| got[k] != model[roff + k])
+        .map(|k| roff + k)
+        .collect();
+    let (first, last) = (bad[0], *bad.last().unwrap());
+    let mut out = format!(
+        "{} bytes differ in [{first}, {last}]; zeros: {}; ",
+        bad.len(),
+        bad.iter().all(|&x| got[x - roff] == 0)
+    );
+    let same = |x: usize, src: &[u8], src_off: usize| {
+        (x..=last.min(src_off + src.len() - 1))
+            .filter(|&y| bad.binary_search(&y).is_ok())
+            .all(|y| got[y - roff] == src[y - src_off])
+    };
+    if first < start.len() && same(first, &start[..start.len().min(last + 1)], 0) {
+        out += "the bad bytes are the content from before this round; ";
+    }
+    for (op, off, data) in history.iter().rev() {
+        if *off <= first && first < off + data.len() {
+            out += &format!(
+                "op {op} wrote [{off}, +{}) over it (bad bytes match it: {}); ",
+                data.len(),
+                same(first, data, *off)
+            );
+        }
+    }
+    out
+}
+
+/// Unaligned writes and reads across block (4 MiB) and chunk (64 MiB) boundaries, with
+/// O_DIRECT so the engine sees exactly these ranges; read before and after the flush.
+#[test]
+fn writes_across_block_and_chunk_boundaries() {
+    let m = Mount::new("boundaries");
+    let p = m.join("f");
+    let block = 4 * MIB as u64;
+    let chunk = 64 * MIB as u64;
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&p)
+        .unwrap();
+    let mut rng = Rng::new(77);
+    let spots = [
+        block - 3,
+        2 * block - 100_000,
+        chunk - 1,
+        chunk - 5000,
+        2 * chunk - 2 * MIB as u64,
+        chunk + block - 7,
+    ];
+    let mut written = Vec::new();
+    for (i, at) in spots.iter().enumerate() {
+        let len = [10usize, 300_000, 2, 10_000, 5 * MIB, 20][i];
+        let data = rng.bytes(len);
+        f.write_all_at(&data, *at).unwrap();
+        let mut got = vec![0u8; len];
+        f.read_exact_at(&mut got, *at).unwrap();
+        assert!(got == data, "buffered write at {at} reads back");
+        written.push((*at, data));
+    }
+    // [chunk - 5000, +10000) was written after, and over, [chunk - 1, +2).
+    written.remove(2);
+    let check = |f: &File, when: &str| {
+        for (at, data) in &written {
+            let mut got = vec![0u8; data.len() + 20];
+            let n = f.read_at(&mut got, at - 10).unwrap();
+            assert!(n >= data.len() + 10, "{when}: short read at {at}");
+            assert!(
+                &got[10..10 + data.len()] == &data[..],
+                "{when}: data at {at}"
+            );
+        }
+    };
+    check(&f, "before fsync");
+    f.sync_all().unwrap();
+    check(&f, "after fsync");
+    drop(f);
+    let f = File::open(&p).unwrap();
+    check(&f, "after reopen");
+    assert_eq!(
+        f.metadata().unwrap().len(),
+        2 * chunk - 2 * MIB as u64 + 5 * MIB as u64
+    );
 }
 
 #[test]
@@ -928,12 +1325,25 @@ fn truncate_down_then_extend_reads_zeros() {
     let data = Rng::new(5).bytes(6 * MIB);
     fs::write(&p, &data).unwrap();
     // Closed file: shrink into the middle of a block, then extend by truncate.
-    File::options().write(true).open(&p).unwrap().set_len(1_000_003).unwrap();
-    File::options().write(true).open(&p).unwrap().set_len(6 * MIB as u64).unwrap();
+    File::options()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(1_000_003)
+        .unwrap();
+    File::options()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(6 * MIB as u64)
+        .unwrap();
     let got = fs::read(&p).unwrap();
     assert_eq!(got.len(), 6 * MIB);
     assert_eq!(&got[..1_000_003], &data[..1_000_003]);
-    assert!(got[1_000_003..].iter().all(|b| *b == 0), "extended range reads zeros");
+    assert!(
+        got[1_000_003..].iter().all(|b| *b == 0),
+        "extended range reads zeros"
+    );
     // Open file: shrink, then extend by writing past the end (a hole in between).
     let f = OpenOptions::new().read(true).write(true).open(&p).unwrap();
     f.set_len(500).unwrap();
@@ -962,7 +1372,7 @@ fn concurrent_writers_on_8_files() {
             std::thread::spawn(move || {
                 let mut rng = Rng::new(100 + i);
                 let mut f = File::create(&p).unwrap();
-                let mut s = Sum::new();
+                let mut s = Md5Pipe::new();
                 let mut written = 0;
                 while written < per_file {
                     // Unaligned write sizes, different per thread.
@@ -973,14 +1383,15 @@ fn concurrent_writers_on_8_files() {
                     written += n;
                 }
                 drop(f);
-                (p, s.finish())
+                (p, written, s.finish())
             })
         })
         .collect();
     for h in handles {
-        let (p, want) = h.join().expect("writer thread");
-        assert_eq!(want.1, per_file as u64);
-        assert_eq!(sum_file(&p), want, "{}", p.display());
+        let (p, written, want) = h.join().expect("writer thread");
+        assert_eq!(written, per_file);
+        assert_eq!(fs::metadata(&p).unwrap().len(), per_file as u64);
+        assert_eq!(md5_file(&p), want, "{}", p.display());
     }
 }
 
@@ -1006,7 +1417,11 @@ fn o_append() {
     assert_eq!(fs::read(&p).unwrap(), want);
     // Appending to a file created with O_APPEND, and after a reopen.
     let q = m.join("new");
-    let mut c = OpenOptions::new().append(true).create(true).open(&q).unwrap();
+    let mut c = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&q)
+        .unwrap();
     c.write_all(b"1").unwrap();
     drop(c);
     let mut c = OpenOptions::new().append(true).open(&q).unwrap();
@@ -1052,11 +1467,19 @@ fn open_unlinked_file_stays_usable_until_close() {
     // After the close and the unmount the inode is gone for good.
     m.unmount();
     let conf = test_conf();
-    let o = ringfs([OsStr::new("status"), OsStr::new("-c"), conf.as_os_str(), OsStr::new(&m.volume)]);
+    let o = ringfs([
+        OsStr::new("status"),
+        OsStr::new("-c"),
+        conf.as_os_str(),
+        OsStr::new(&m.volume),
+    ]);
     let out = text(&o.stdout);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(out.contains("pending deletions: 0"), "{out}");
-    assert!(out.contains("inodes:        2"), "root and the new file only: {out}");
+    assert!(
+        out.contains("inodes:        2"),
+        "root and the new file only: {out}"
+    );
     assert!(out.contains("sessions:      0"), "{out}");
     m.mount();
     assert_eq!(names(m.path()), ["f"]);
@@ -1068,30 +1491,48 @@ fn open_unlinked_file_stays_usable_until_close() {
 fn persistence_across_remount() {
     let mut m = Mount::new("persist");
     let mut rng = Rng::new(11);
-    let sizes = [0usize, 1, 4095, 4096, 4 * MIB, 4 * MIB + 1, 70 * MIB + 12345];
+    let sizes = [
+        0usize,
+        1,
+        4095,
+        4096,
+        4 * MIB,
+        4 * MIB + 1,
+        70 * MIB + 12345,
+    ];
     fs::create_dir_all(m.join("a/b/c")).unwrap();
     let mut sums = Vec::new();
     for (i, s) in sizes.iter().enumerate() {
         let data = rng.bytes(*s);
         let p = m.join(format!("a/b/f{i}"));
         fs::write(&p, &data).unwrap();
-        sums.push((p, sum_of(&data)));
+        sums.push((p, md5_of(&data)));
     }
     // A sparse file, a symlink, a hard link, an xattr, modes and times.
-    let f = OpenOptions::new().write(true).create(true).truncate(true).open(m.join("a/sparse")).unwrap();
+    let f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(m.join("a/sparse"))
+        .unwrap();
     f.write_all_at(b"far", 200 * MIB as u64).unwrap();
     drop(f);
     std::os::unix::fs::symlink("b/f1", m.join("a/ln")).unwrap();
     fs::hard_link(m.join("a/b/f2"), m.join("a/c-hard")).unwrap();
     setxattr(&m.join("a/b/f3"), "user.k", b"v", 0).unwrap();
     fs::set_permissions(m.join("a/b/c"), fs::Permissions::from_mode(0o711)).unwrap();
-    utimensat(&m.join("a/b/f4"), ts(1_500_000_000, 1), ts(1_600_000_000, 2)).unwrap();
+    utimensat(
+        &m.join("a/b/f4"),
+        ts(1_500_000_000, 1),
+        ts(1_600_000_000, 2),
+    )
+    .unwrap();
     let before = names(&m.join("a/b"));
 
     m.remount();
 
     for (p, want) in &sums {
-        assert_eq!(sum_file(p), *want, "{}", p.display());
+        assert_eq!(md5_file(p), *want, "{}", p.display());
     }
     assert_eq!(names(&m.join("a/b")), before);
     let sp = fs::read(m.join("a/sparse")).unwrap();
@@ -1105,9 +1546,15 @@ fn persistence_across_remount() {
         fs::metadata(m.join("a/b/f2")).unwrap().ino()
     );
     assert_eq!(getxattr(&m.join("a/b/f3"), "user.k").unwrap(), b"v");
-    assert_eq!(fs::metadata(m.join("a/b/c")).unwrap().mode() & 0o7777, 0o711);
+    assert_eq!(
+        fs::metadata(m.join("a/b/c")).unwrap().mode() & 0o7777,
+        0o711
+    );
     let md = fs::metadata(m.join("a/b/f4")).unwrap();
-    assert_eq!((md.atime(), md.atime_nsec(), md.mtime(), md.mtime_nsec()), (1_500_000_000, 1, 1_600_000_000, 2));
+    assert_eq!(
+        (md.atime(), md.atime_nsec(), md.mtime(), md.mtime_nsec()),
+        (1_500_000_000, 1, 1_600_000_000, 2)
+    );
 
     // Data written right before an unmount (no fsync, no wait) is there too.
     let last = rng.bytes(5 * MIB + 3);
@@ -1115,15 +1562,29 @@ fn persistence_across_remount() {
     f.write_all(&last).unwrap();
     drop(f);
     m.remount();
-    assert_eq!(sum_file(&m.join("last")), sum_of(&last));
+    assert_eq!(md5_file(&m.join("last")), md5_of(&last));
 }
 
 // ---- 5. two mounts of one volume ------------------------------------------------------
 
+/// With the default configuration (`fuse.writeback_cache = true`).
 #[test]
 fn two_mounts_close_to_open() {
-    let a = Mount::new("twomounts");
-    let b = Mount::attach(&a.volume);
+    two_mounts(&[]);
+}
+
+/// The same with the kernel's writeback cache off: the kernel then takes file sizes
+/// from the engine (with the writeback cache it trusts its own cached size forever).
+#[test]
+fn two_mounts_close_to_open_without_writeback_cache() {
+    two_mounts(&[("RINGFS_FUSE_WRITEBACK_CACHE", "false")]);
+}
+
+/// Two mounts (two processes) of one volume: what one writes and closes, the other
+/// reads after opening; renames and deletes show up after the kernel's entry TTL.
+fn two_mounts(env: &[(&str, &str)]) {
+    let a = Mount::new_with_env("twomounts", env);
+    let b = Mount::attach_with_env(&a.volume, env);
     assert_ne!(a.pid(), b.pid());
     let mut rng = Rng::new(21);
 
@@ -1137,36 +1598,58 @@ fn two_mounts_close_to_open() {
     drop(f);
     let mut want = d1.clone();
     want[1000..1012].copy_from_slice(b"written by B");
-    assert!(fs::read(a.join("f")).unwrap() == want, "A reads B's overwrite");
+    assert!(
+        fs::read(a.join("f")).unwrap() == want,
+        "A reads B's overwrite"
+    );
     // Growing and shrinking.
     let d2 = rng.bytes(5 * MIB);
     fs::write(a.join("f"), &d2).unwrap();
-    assert!(fs::read(b.join("f")).unwrap() == d2, "B reads the rewritten, bigger file");
+    assert!(
+        fs::read(b.join("f")).unwrap() == d2,
+        "B reads the rewritten, bigger file"
+    );
     fs::write(a.join("f"), b"short").unwrap();
-    assert_eq!(fs::read(b.join("f")).unwrap(), b"short", "B reads the shrunk file");
+    assert_eq!(
+        fs::read(b.join("f")).unwrap(),
+        b"short",
+        "B reads the shrunk file"
+    );
 
     // Directories, renames and deletes show on the other mount (after the kernel's
     // entry cache of at most fuse.entry_ttl).
     let limit = Duration::from_secs(5);
     fs::create_dir(a.join("dir")).unwrap();
     fs::write(a.join("dir/x"), b"x").unwrap();
-    assert!(eventually(limit, || b.join("dir/x").exists()), "B sees A's new dir");
+    assert!(
+        eventually(limit, || b.join("dir/x").exists()),
+        "B sees A's new dir"
+    );
     fs::rename(a.join("dir/x"), a.join("dir/y")).unwrap();
     assert!(
-        eventually(limit, || !b.join("dir/x").exists() && b.join("dir/y").exists()),
+        eventually(limit, || !b.join("dir/x").exists()
+            && b.join("dir/y").exists()),
         "B sees A's rename"
     );
     assert_eq!(fs::read(b.join("dir/y")).unwrap(), b"x");
     fs::remove_file(b.join("dir/y")).unwrap();
-    assert!(eventually(limit, || !a.join("dir/y").exists()), "A sees B's delete");
+    assert!(
+        eventually(limit, || !a.join("dir/y").exists()),
+        "A sees B's delete"
+    );
     assert!(eventually(limit, || names(&a.join("dir")).is_empty()));
     fs::remove_dir(a.join("dir")).unwrap();
-    assert!(eventually(limit, || !b.join("dir").exists()), "B sees A's rmdir");
+    assert!(
+        eventually(limit, || !b.join("dir").exists()),
+        "B sees A's rmdir"
+    );
     // A rename over an existing file on B, read on A.
     fs::write(b.join("new"), b"replacement").unwrap();
     fs::rename(b.join("new"), b.join("f")).unwrap();
     assert!(
-        eventually(limit, || fs::read(a.join("f")).map(|d| d == b"replacement").unwrap_or(false)),
+        eventually(limit, || fs::read(a.join("f"))
+            .map(|d| d == b"replacement")
+            .unwrap_or(false)),
         "A sees B's rename over f"
     );
     assert_eq!(names(a.path()), ["f"]);
@@ -1204,66 +1687,79 @@ fn assert_mount_fails(o: &std::process::Output, mp: &Path, words: &[&str]) {
     assert!(!err.contains("panicked"), "{err}");
     let lower = err.to_lowercase();
     for w in words {
-        assert!(lower.contains(&w.to_lowercase()), "stderr lacks {w:?}: {err:?}");
+        assert!(
+            lower.contains(&w.to_lowercase()),
+            "stderr lacks {w:?}: {err:?}"
+        );
     }
     if mp.is_dir() {
         assert!(!common::is_mounted(mp) || mount_count(mp) == 1);
     }
 }
 
-/// A copy of the test config with one line replaced.
-fn conf_with(tag: &str, from: &str, to: &str) -> std::path::PathBuf {
+/// A copy of the test config with one line replaced (in a scratch directory).
+fn conf_with(tag: &str, from: &str, to: &str) -> (Scratch, PathBuf) {
     let text = fs::read_to_string(test_conf()).unwrap();
     assert!(text.contains(from), "config has no {from:?}");
-    let dir = fresh_dir(tag);
+    let dir = Scratch::new(tag);
     let p = dir.join("ringfs.toml");
     fs::write(&p, text.replace(from, to)).unwrap();
-    p
+    (dir, p)
+}
+
+/// The first line of the test config that starts with `key`.
+fn conf_line(key: &str) -> String {
+    fs::read_to_string(test_conf())
+        .unwrap()
+        .lines()
+        .find(|l| l.trim_start().starts_with(key))
+        .unwrap_or_else(|| panic!("no {key:?} line in the test config"))
+        .to_string()
 }
 
 #[test]
 fn mount_error_missing_volume() {
-    let mp = fresh_dir("missing-volume");
+    let mp = Scratch::new("missing-volume");
     let vol = common::unique("never-formatted");
-    let o = mount_cmd(&test_conf(), &vol, &mp);
-    assert_mount_fails(&o, &mp, &[&vol, "not found", "format"]);
-    assert!(!common::is_mounted(&mp));
+    let o = mount_cmd(&test_conf(), &vol, mp.path());
+    assert_mount_fails(&o, mp.path(), &[&vol, "not found", "format"]);
+    assert!(!common::is_mounted(mp.path()));
 }
 
 #[test]
 fn mount_error_etcd_down() {
     // A port that nothing listens on: bind, note it, close.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let text = fs::read_to_string(test_conf()).unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.trim_start().starts_with("endpoints"))
-        .expect("etcd endpoints line")
-        .to_string();
-    let conf = conf_with("etcd-down", &line, &format!("endpoints = [\"http://127.0.0.1:{port}\"]"));
-    let mp = fresh_dir("etcd-down");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (_dir, conf) = conf_with(
+        "etcd-down",
+        &conf_line("endpoints"),
+        &format!("endpoints = [\"http://127.0.0.1:{port}\"]"),
+    );
+    let mp = Scratch::new("etcd-down");
     let t = Instant::now();
-    let o = mount_cmd(&conf, "anyvolume", &mp);
-    assert_mount_fails(&o, &mp, &["etcd", &format!("127.0.0.1:{port}")]);
-    assert!(t.elapsed() < Duration::from_secs(60), "took {:?}", t.elapsed());
-    assert!(!common::is_mounted(&mp));
+    let o = mount_cmd(&conf, "anyvolume", mp.path());
+    assert_mount_fails(&o, mp.path(), &["etcd", &format!("127.0.0.1:{port}")]);
+    assert!(
+        t.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert!(!common::is_mounted(mp.path()));
 }
 
 #[test]
 fn mount_error_wrong_swift_key() {
     let vol = common::unique("badkey");
     common::format_volume(&vol);
-    let text = fs::read_to_string(test_conf()).unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.trim_start().starts_with("key ="))
-        .expect("swift key line")
-        .to_string();
-    let conf = conf_with("badkey", &line, "key = \"definitely-wrong\"");
-    let mp = fresh_dir("badkey");
-    let o = mount_cmd(&conf, &vol, &mp);
-    assert_mount_fails(&o, &mp, &["swift", "auth", "401"]);
-    assert!(!common::is_mounted(&mp));
+    let (_dir, conf) = conf_with("badkey", &conf_line("key ="), "key = \"definitely-wrong\"");
+    let mp = Scratch::new("badkey");
+    let o = mount_cmd(&conf, &vol, mp.path());
+    assert_mount_fails(&o, mp.path(), &["swift", "auth", "401"]);
+    assert!(!common::is_mounted(mp.path()));
 }
 
 #[test]
@@ -1274,16 +1770,27 @@ fn mount_error_busy_mountpoint() {
     // If the command claims success, its mount process must not outlive this test
     // (it could mount on top once the first mount is gone).
     if let Some((pid, _)) = common::parse_mounted_line(&text(&o.stdout)) {
-        assert!(common::wait_exit(pid, Duration::from_secs(30)), "second mount process {pid} keeps running");
+        assert!(
+            common::wait_exit(pid, Duration::from_secs(30)),
+            "second mount process {pid} keeps running"
+        );
     }
     assert_mount_fails(&o, m.path(), &["busy", "already mounted"]);
-    assert_eq!(mount_count(m.path()), 1, "exactly one mount on the mountpoint");
-    assert_eq!(fs::read(m.join("f")).unwrap(), b"first mount", "the first mount still works");
+    assert_eq!(
+        mount_count(m.path()),
+        1,
+        "exactly one mount on the mountpoint"
+    );
+    assert_eq!(
+        fs::read(m.join("f")).unwrap(),
+        b"first mount",
+        "the first mount still works"
+    );
 }
 
 #[test]
 fn mount_error_mountpoint_is_a_file() {
-    let dir = fresh_dir("mp-file");
+    let dir = Scratch::new("mp-file");
     let file = dir.join("not-a-dir");
     fs::write(&file, b"x").unwrap();
     let vol = common::unique("mpfile");

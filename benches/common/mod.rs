@@ -63,26 +63,39 @@ pub fn short_criterion(measurement: Duration) -> Criterion {
         .configure_from_args()
 }
 
-/// Work done and time spent, per bench id, as measured inside `iter_custom` (warm-up
-/// calls included): the figures the printed summaries are computed from.
+/// Work done and time spent in each timed call of `iter_custom` (one criterion sample,
+/// or a warm-up run), per bench id: what the printed summaries are computed from.
 #[derive(Default)]
 pub struct Tally {
-    runs: Mutex<BTreeMap<String, (f64, Duration)>>,
+    runs: Mutex<BTreeMap<String, Vec<(f64, Duration)>>>,
 }
 
 impl Tally {
     pub fn add(&self, id: &str, units: f64, took: Duration) {
         let mut m = self.runs.lock().unwrap();
-        let e = m.entry(id.to_string()).or_default();
-        e.0 += units;
-        e.1 += took;
+        m.entry(id.to_string()).or_default().push((units, took));
     }
 
-    /// Units per second over everything recorded for `id`, if anything was.
+    /// Median over the recorded calls of units per second (robust against the odd call
+    /// slowed down by other load on the machine), if anything was recorded for `id`.
     pub fn rate(&self, id: &str) -> Option<f64> {
         let m = self.runs.lock().unwrap();
-        let (units, took) = m.get(id)?;
-        (took.as_secs_f64() > 0.0).then(|| units / took.as_secs_f64())
+        let mut rates: Vec<f64> = m
+            .get(id)?
+            .iter()
+            .filter(|(_, t)| !t.is_zero())
+            .map(|(u, t)| u / t.as_secs_f64())
+            .collect();
+        if rates.is_empty() {
+            return None;
+        }
+        rates.sort_by(f64::total_cmp);
+        let n = rates.len();
+        Some(if n % 2 == 1 {
+            rates[n / 2]
+        } else {
+            (rates[n / 2 - 1] + rates[n / 2]) / 2.0
+        })
     }
 }
 

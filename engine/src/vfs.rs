@@ -171,6 +171,8 @@ pub struct Shared {
     pub read_wait: Duration,
     /// How long `umount` waits for staged blocks to upload.
     pub drain_timeout: Duration,
+    /// Blocks read from Swift, kept on local disk.
+    pub read_cache: Option<Arc<crate::cache::ReadCache>>,
 }
 
 impl Shared {
@@ -223,6 +225,18 @@ impl Engine {
         } else {
             None
         };
+        let read_cache = if cfg.cache.size.0 > 0 {
+            let dir = cfg.cache.dir.join(&rec.uuid).join("blocks");
+            match crate::cache::ReadCache::open(dir, cfg.cache.size.0, cfg.cache.min_free.0) {
+                Ok(c) => Some(Arc::new(c)),
+                Err(e) => {
+                    tracing::warn!(error = %e, dir = %cfg.cache.dir.display(), "no local read cache");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let mem = cfg.engine.memory_limit.0 as usize;
         let shared = Arc::new(Shared {
             meta,
@@ -242,6 +256,7 @@ impl Engine {
             staging,
             read_wait: cfg.cache.read_wait_timeout.0,
             drain_timeout: Duration::from_secs(600),
+            read_cache,
         });
         let want_uring = match cfg.engine.io_engine {
             crate::config::IoEngine::Auto => None,
@@ -432,6 +447,10 @@ struct FileState {
     flush_lock: Rc<tokio::sync::Mutex<()>>,
     /// A write or commit failed: reported once by the next flush/fsync/close.
     write_error: Option<FsError>,
+    /// Bumped whenever this worker changes the committed size or chunk maps (commit,
+    /// truncate, fallocate): a size or chunk map read from etcd across a bump may
+    /// predate the change and must not replace the local one.
+    changes: u64,
 }
 
 /// An open file handle; the inode is kept to check that a request matches its handle.
@@ -512,9 +531,11 @@ impl Worker {
     pub fn forget(&self, _ino: Ino, _nlookup: u64) {}
 
     pub async fn getattr(&self, ino: Ino, _fh: Option<u64>) -> FsResult<Attr> {
+        let before = self.files.borrow().get(&ino).map(|f| f.changes);
         let a = self.meta().getattr(ino).await?;
         if let Some(f) = self.files.borrow_mut().get_mut(&ino) {
-            if f.flushing.is_empty() {
+            // Not when a commit or truncate here may have overtaken this read of etcd.
+            if f.flushing.is_empty() && before == Some(f.changes) {
                 f.size = a.size;
             }
         }
@@ -538,12 +559,17 @@ impl Worker {
             mtime: set.mtime,
             ctime: set.ctime,
         };
+        let before = self.files.borrow().get(&ino).map(|f| f.changes);
         let a = self.meta().setattr(ino, m).await?;
         if let Some(f) = self.files.borrow_mut().get_mut(&ino) {
-            f.size = a.size;
             if set.size.is_some() {
+                f.size = a.size;
+                f.changes += 1;
                 f.chunks.clear();
                 f.buffer.truncate(a.size, self.shared.chunk_size);
+            } else if f.flushing.is_empty() && before == Some(f.changes) {
+                // (A commit here during the update may have made `a.size` stale.)
+                f.size = a.size;
             }
         }
         self.note_size(ino);
@@ -891,6 +917,7 @@ impl Worker {
         for group in commits.chunks(meta::ops::MAX_SLICES_PER_COMMIT) {
             let a = self.meta().commit_slices(ino, group.to_vec(), end).await?;
             if let Some(f) = self.files.borrow_mut().get_mut(&ino) {
+                f.changes += 1;
                 for (c, r) in group {
                     if let Some(refs) = f.chunks.get_mut(c) {
                         Rc::make_mut(refs).push(*r);
@@ -934,9 +961,12 @@ impl Worker {
         if let Some(r) = self.files.borrow().get(&ino).and_then(|f| f.chunks.get(&chunk).cloned()) {
             return Ok(r);
         }
+        let before = self.files.borrow().get(&ino).map(|f| f.changes);
         let refs = Rc::new(self.meta().read_chunk(ino, chunk).await?);
         if let Some(f) = self.files.borrow_mut().get_mut(&ino) {
-            if f.handles > 0 {
+            // A commit during the fetch may be missing from `refs`: then do not cache them
+            // (the commit only updated chunk maps already cached).
+            if f.handles > 0 && before == Some(f.changes) {
                 f.chunks.insert(chunk, refs.clone());
             }
         }
@@ -951,32 +981,42 @@ impl Worker {
             return Err(errno(libc::EBADF, "unknown file handle"));
         }
         let off = offset as u64;
-        let (committed, local_end) = {
+        // The pending bytes are copied now, before any await: a flush that commits while
+        // this read waits for blocks moves them out of `flushing` into chunk maps that
+        // this read may have fetched before the commit (it read stale data that way).
+        let (committed, len, pending) = {
             let files = self.files.borrow();
             let f = files.get(&ino);
             let committed = f.map(|f| f.size).unwrap_or(0);
-            let pending = f
+            let pending_end = f
                 .map(|f| f.buffer.end(self.shared.chunk_size).max(f.flushing.iter().map(|x| x.off + x.data.len() as u64).max().unwrap_or(0)))
                 .unwrap_or(0);
-            (committed, committed.max(pending))
+            let local_end = committed.max(pending_end);
+            if off >= local_end {
+                return Ok(Bytes::new());
+            }
+            let len = (size as u64).min(local_end - off) as usize;
+            let end = off + len as u64;
+            let mut pending = Vec::new();
+            if let Some(f) = f {
+                // Oldest first: flushing slices, then the buffer's.
+                for fl in &f.flushing {
+                    let (a, b) = (fl.off.max(off), (fl.off + fl.data.len() as u64).min(end));
+                    if a < b {
+                        pending.push((a, fl.data.slice((a - fl.off) as usize..(b - fl.off) as usize)));
+                    }
+                }
+                pending.extend(f.buffer.pieces(off, len, self.shared.chunk_size));
+            }
+            (committed, len, pending)
         };
-        if off >= local_end {
-            return Ok(Bytes::new());
-        }
-        let len = (size as u64).min(local_end - off) as usize;
         let mut buf = vec![0u8; len];
         let committed_len = committed.saturating_sub(off).min(len as u64) as usize;
         if committed_len > 0 {
             self.read_committed(ino, off, &mut buf[..committed_len]).await?;
         }
-        {
-            let files = self.files.borrow();
-            if let Some(f) = files.get(&ino) {
-                for fl in &f.flushing {
-                    overlay_bytes(off, &mut buf, fl.off, &fl.data);
-                }
-                f.buffer.overlay(off, &mut buf, self.shared.chunk_size);
-            }
+        for (at, data) in &pending {
+            overlay_bytes(off, &mut buf, *at, data);
         }
         self.maybe_readahead(ino, off, len as u64, committed);
         Ok(Bytes::from(buf))
@@ -1046,6 +1086,41 @@ impl Worker {
                 }
             }
         }
+        if let Some(rc) = &self.shared.read_cache {
+            if let Some(b) = self.cache.get(&key) {
+                return Ok(b);
+            }
+            if rc.touch(&key) {
+                match self.disk.read_all(&rc.path_for(&key)).await.map(crate::cache::unseal) {
+                    Ok(Ok(b)) if b.len() == blen as usize => {
+                        self.cache.insert(&key, b.clone());
+                        return Ok(b);
+                    }
+                    _ => rc.drop_key(&key),
+                }
+            }
+        }
+        let fetched = self.fetch_remote(&key, blen).await?;
+        if let Some(rc) = self.shared.read_cache.clone() {
+            if rc.wants(fetched.len() as u64) {
+                // Kept on disk in the background; the reader does not wait for it.
+                let disk = self.disk.clone();
+                let (key, data) = (key.clone(), fetched.clone());
+                tokio::task::spawn_local(async move {
+                    let path = rc.path_for(&key);
+                    if disk.write_plain(&path, crate::cache::seal(&data)).await.is_ok() {
+                        rc.admit(&key, data.len() as u64);
+                        rc.evict();
+                    }
+                });
+            }
+        }
+        Ok(fetched)
+    }
+
+    /// A block from Swift through the memory cache (one GET for concurrent readers).
+    async fn fetch_remote(&self, key: &str, blen: u32) -> FsResult<Bytes> {
+        let key = key.to_string();
         let store = self.shared.store.clone();
         let k2 = key.clone();
         let wait = self.shared.read_wait;
@@ -1205,6 +1280,7 @@ impl Worker {
             let a = self.meta().setattr(ino, meta::SetAttr { size: Some(end), ..Default::default() }).await?;
             if let Some(f) = self.files.borrow_mut().get_mut(&ino) {
                 f.size = a.size;
+                f.changes += 1;
             }
         }
         Ok(())

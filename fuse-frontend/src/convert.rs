@@ -100,10 +100,26 @@ pub fn time_set(t: TimeOrNow) -> TimeSet {
     }
 }
 
-/// An engine timestamp for a `SystemTime`, also before 1970 (`secs` negative, `nsecs`
-/// always counted forward from `secs`).
+/// The engine timestamp of a time the kernel sent (setattr's atime, mtime, ctime), also
+/// before 1970 (`secs` negative, `nsecs` counted forward from `secs`, as the kernel's
+/// timespec).
+///
+/// fuser 0.18.0 decodes a kernel timespec `(sec, nsec)` with `sec < 0` as
+/// `UNIX_EPOCH - Duration::new(-sec, nsec)` (its `time::system_time_from_time`, marked
+/// "TODO: 1_000_000_000 - nsec"): the nanoseconds are subtracted instead of added, so
+/// `touch -d '1960-06-01 00:00:00.25'` arrived as 1960-05-31 23:59:59.75. A time before
+/// the epoch is therefore read back as `(-whole seconds, nanoseconds)` of its distance
+/// to the epoch, which is exactly the timespec the kernel sent. Times from 1970 on are
+/// decoded correctly by fuser. If fuser fixes its decoding, this must go back to
+/// `Timestamp::from_system` (the `times_before_1970` test pins the kernel's values).
 pub fn timestamp(t: SystemTime) -> Timestamp {
-    Timestamp::from_system(t)
+    match UNIX_EPOCH.duration_since(t) {
+        Ok(d) if !d.is_zero() => {
+            // `wrapping_neg`: a distance of 2^63 s is the kernel's `i64::MIN` seconds.
+            Timestamp { secs: (d.as_secs() as i64).wrapping_neg(), nsecs: d.subsec_nanos() }
+        }
+        _ => Timestamp::from_system(t),
+    }
 }
 
 /// The caller's identity, copied out of the borrowed request.
@@ -218,13 +234,25 @@ mod tests {
         // -0.5 s is stored as secs -1, nsecs 500_000_000.
         let f = file_attr(&attr(FileKind::File, 0));
         assert_eq!(f.ctime, UNIX_EPOCH - Duration::from_millis(500));
-        // and back, as setattr sends it
-        let t = UNIX_EPOCH - Duration::new(86_400, 250_000_000);
-        let ts = timestamp(t);
+        // and back, as setattr receives it: the kernel's timespec (-86_401, 750_000_000),
+        // i.e. 86_400.25 s before the epoch, reaches us through fuser 0.18 as
+        // UNIX_EPOCH - Duration::new(86_401, 750_000_000).
+        let from_fuser = UNIX_EPOCH - Duration::new(86_401, 750_000_000);
+        let ts = timestamp(from_fuser);
         assert_eq!(ts, Timestamp { secs: -86_401, nsecs: 750_000_000 });
-        assert_eq!(ts.to_system(), t);
+        assert_eq!(ts.to_system(), UNIX_EPOCH - Duration::new(86_400, 250_000_000));
         let whole = timestamp(UNIX_EPOCH - Duration::from_secs(3));
         assert_eq!(whole, Timestamp { secs: -3, nsecs: 0 });
+        assert_eq!(timestamp(UNIX_EPOCH), Timestamp { secs: 0, nsecs: 0 });
+        assert_eq!(timestamp(UNIX_EPOCH + Duration::new(3, 5)), Timestamp { secs: 3, nsecs: 5 });
+        // the kernel's most negative timespec (i64::MIN, 0)
+        let min = UNIX_EPOCH - Duration::new(1 << 63, 0);
+        assert_eq!(timestamp(min), Timestamp { secs: i64::MIN, nsecs: 0 });
+        // setattr's atime/mtime go through the same decoding
+        match time_set(TimeOrNow::SpecificTime(from_fuser)) {
+            TimeSet::At(t) => assert_eq!(t, ts),
+            TimeSet::Now => panic!("specific time became Now"),
+        }
     }
 
     #[test]

@@ -88,13 +88,41 @@ pub fn format_volume(volume: &str) {
 /// A new, empty directory for a mountpoint (under cargo's per-target scratch dir).
 pub fn fresh_dir(tag: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mnt").join(format!(
-        "{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("mnt")
+        .join(format!(
+            "{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
     fs::create_dir_all(&dir).expect("create mountpoint dir");
     dir.canonicalize().expect("canonical mountpoint")
+}
+
+/// A scratch directory removed (with its contents) on drop, unless something is
+/// mounted on it.
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    pub fn new(tag: &str) -> Scratch {
+        Scratch(fresh_dir(tag))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn join(&self, rel: impl AsRef<Path>) -> PathBuf {
+        self.0.join(rel)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !is_mounted(&self.0) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
 }
 
 /// How many mounts sit on `dir` (per /proc/self/mountinfo).
@@ -131,9 +159,18 @@ fn unescape_mountinfo(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Whether `pid` still runs. A zombie has finished: the detached mount process is
+/// reparented, and whoever adopts it may reap it late.
 pub fn process_alive(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks that the process exists.
-    unsafe { libc::kill(pid, 0) == 0 }
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state letter follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.trim_start().chars().next())
+            .is_some_and(|state| state != 'Z'),
+        Err(_) => false,
+    }
 }
 
 /// Waits up to `limit` for `pid` to exit; true if it did.
@@ -154,7 +191,10 @@ pub fn parse_mounted_line(stdout: &str) -> Option<(i32, PathBuf)> {
     let line = stdout.lines().find(|l| l.starts_with("mounted volume"))?;
     let rest = &line[line.rfind("(pid ")? + 5..];
     let (pid, rest) = rest.split_once(", log ")?;
-    Some((pid.trim().parse().ok()?, PathBuf::from(rest.trim_end_matches(')'))))
+    Some((
+        pid.trim().parse().ok()?,
+        PathBuf::from(rest.trim_end_matches(')')),
+    ))
 }
 
 /// A volume mounted with `ringfs mount --background` on a directory of its own.
@@ -241,16 +281,16 @@ impl Mount {
             text(&o.stdout),
             text(&o.stderr)
         );
-        let (pid, log) = parse_mounted_line(&text(&o.stdout)).unwrap_or_else(|| {
-            panic!(
-                "unexpected output of ringfs mount: {:?}",
-                text(&o.stdout)
-            )
-        });
+        let (pid, log) = parse_mounted_line(&text(&o.stdout))
+            .unwrap_or_else(|| panic!("unexpected output of ringfs mount: {:?}", text(&o.stdout)));
         self.pid = Some(pid);
         self.log = Some(log);
         self.mounted = true;
-        assert!(is_mounted(&self.dir), "{} not in mountinfo", self.dir.display());
+        assert!(
+            is_mounted(&self.dir),
+            "{} not in mountinfo",
+            self.dir.display()
+        );
     }
 
     /// `ringfs umount`, which returns once the mount process has flushed and exited.
@@ -265,7 +305,11 @@ impl Mount {
             text(&o.stderr)
         );
         self.mounted = false;
-        assert!(!is_mounted(&self.dir), "{} still mounted", self.dir.display());
+        assert!(
+            !is_mounted(&self.dir),
+            "{} still mounted",
+            self.dir.display()
+        );
         if let Some(pid) = self.pid.take() {
             assert!(
                 !process_alive(pid),
@@ -297,7 +341,10 @@ impl Drop for Mount {
             eprintln!(
                 "--- last lines of the mount log of {} ({}):\n{}",
                 self.dir.display(),
-                self.log.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+                self.log
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
                 self.log_tail(30)
             );
         }

@@ -5,7 +5,10 @@
 //!   committed to etcd, and `fsync`/`close` return then; a background uploader sends
 //!   staged blocks to Swift oldest first, with bounded concurrency and retries, and a
 //!   mount after a crash uploads whatever is still staged.
+//! * [`readcache`]: blocks read from Swift kept on local disk within `cache.size`, LRU.
 
+pub mod readcache;
 pub mod staging;
 
+pub use readcache::ReadCache;
 pub use staging::{seal, unseal, Staging};

@@ -106,6 +106,24 @@ impl WriteBuffer {
         }
     }
 
+    /// Copies of the pending bytes within `[off, off + len)` as `(file offset, bytes)`,
+    /// oldest first (apply them in order): a snapshot that stays right after the buffer
+    /// is flushed, unlike [`WriteBuffer::overlay`] applied later.
+    pub fn pieces(&self, off: u64, len: usize, chunk_size: u64) -> Vec<(u64, Bytes)> {
+        let mut order: Vec<&PendingSlice> = self.slices.iter().collect();
+        order.sort_by_key(|s| s.seq);
+        let end = off + len as u64;
+        order
+            .into_iter()
+            .filter_map(|s| {
+                let s_start = s.file_offset(chunk_size);
+                let s_end = s_start + s.data.len() as u64;
+                let (a, b) = (s_start.max(off), s_end.min(end));
+                (a < b).then(|| (a, Bytes::copy_from_slice(&s.data[(a - s_start) as usize..(b - s_start) as usize])))
+            })
+            .collect()
+    }
+
     /// Drops pending bytes at or beyond `size` (truncate).
     pub fn truncate(&mut self, size: u64, chunk_size: u64) {
         self.slices.retain_mut(|s| {
@@ -147,6 +165,18 @@ mod tests {
             let mut buf = vec![0u8; 1024];
             wb.overlay(0, &mut buf, chunk_size);
             prop_assert_eq!(&buf, &model);
+            // The snapshot form gives the same bytes, also for a window.
+            let mut snap = vec![0u8; 1024];
+            for (at, data) in wb.pieces(0, 1024, chunk_size) {
+                snap[at as usize..at as usize + data.len()].copy_from_slice(&data);
+            }
+            prop_assert_eq!(&snap, &model);
+            let mut window = vec![0u8; 600];
+            for (at, data) in wb.pieces(100, 600, chunk_size) {
+                prop_assert!(at >= 100 && at as usize + data.len() <= 700);
+                window[at as usize - 100..at as usize - 100 + data.len()].copy_from_slice(&data);
+            }
+            prop_assert_eq!(&window[..], &model[100..700]);
             prop_assert!(wb.slices.iter().all(|s| s.end() as u64 <= chunk_size));
             let end = written.iter().rposition(|w| *w).map(|p| p as u64 + 1).unwrap_or(0);
             prop_assert_eq!(wb.end(chunk_size), end);

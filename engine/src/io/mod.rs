@@ -19,6 +19,9 @@ pub trait IoEngine {
     /// written and fdatasync'd, then renamed over `path`, then the directory is synced.
     /// After it returns, a crash or power loss leaves either no file or the full file.
     async fn write_durable(&self, path: &Path, data: Bytes) -> io::Result<()>;
+    /// Writes `data` as the whole content of `path` without syncing (cache files: a
+    /// torn one is detected by its checksum and dropped).
+    async fn write_plain(&self, path: &Path, data: Bytes) -> io::Result<()>;
     /// Reads the whole file.
     async fn read_all(&self, path: &Path) -> io::Result<Bytes>;
     fn name(&self) -> &'static str;
@@ -53,6 +56,13 @@ impl IoEngine for UringIo {
         file.close().await?;
         tokio_uring::fs::rename(&tmp, path).await?;
         sync_dir(path)
+    }
+
+    async fn write_plain(&self, path: &Path, data: Bytes) -> io::Result<()> {
+        let file = tokio_uring::fs::File::create(path).await?;
+        let (res, _) = file.write_all_at(data, 0).await;
+        let closed = file.close().await;
+        res.and(closed)
     }
 
     async fn read_all(&self, path: &Path) -> io::Result<Bytes> {
@@ -92,6 +102,11 @@ impl IoEngine for PsyncIo {
         .map_err(io::Error::other)?
     }
 
+    async fn write_plain(&self, path: &Path, data: Bytes) -> io::Result<()> {
+        let path = path.to_path_buf();
+        tokio::task::spawn_blocking(move || std::fs::write(&path, &data)).await.map_err(io::Error::other)?
+    }
+
     async fn read_all(&self, path: &Path) -> io::Result<Bytes> {
         let path = path.to_path_buf();
         tokio::task::spawn_blocking(move || std::fs::read(&path).map(Bytes::from)).await.map_err(io::Error::other)?
@@ -128,6 +143,10 @@ impl<E: IoEngine> IoEngine for FaultyIo<E> {
             return Err(io::Error::from_raw_os_error(libc::ENOSPC));
         }
         self.inner.write_durable(path, data).await
+    }
+
+    async fn write_plain(&self, path: &Path, data: Bytes) -> io::Result<()> {
+        self.inner.write_plain(path, data).await
     }
 
     async fn read_all(&self, path: &Path) -> io::Result<Bytes> {

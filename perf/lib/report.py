@@ -1,0 +1,226 @@
+#!/usr/bin/env python3
+"""Turn perf/run.sh's raw measurements into results.json, results.md and chart.png.
+
+Usage: report.py OUT_DIR   (reads OUT_DIR/raw.jsonl and OUT_DIR/meta.json; prints
+results.md to stdout)
+
+raw.jsonl: one object per measurement: {"workload", "target", "rep", "value" (number or
+null), "unit", "extra": {...}, "error"?}. Every value is "higher is better", so the ratio
+ringfs/peer > 1 means ringfs was faster than that peer in this run.
+"""
+import json
+import os
+import statistics
+import sys
+
+# id -> (label, unit); the table follows this order
+WORKLOADS = [
+    ("seq_write", "Sequential write, 1 MiB blocks, fsync at end", "MiB/s"),
+    ("seq_read_cold", "Sequential read, cold (page cache dropped, client cache cleared)", "MiB/s"),
+    ("rand_read_4k", "4 KiB random read, 1 job qd1 (page cache dropped, client cache warm)", "IOPS"),
+    ("small_create_t1", "4 KiB files: create+write+close, 1 thread", "files/s"),
+    ("small_stat_t1", "4 KiB files: stat, 1 thread", "ops/s"),
+    ("small_read_t1", "4 KiB files: open+read+close, 1 thread", "files/s"),
+    ("small_unlink_t1", "4 KiB files: unlink, 1 thread", "ops/s"),
+    ("small_create_t8", "4 KiB files: create+write+close, 8 threads", "files/s"),
+    ("small_stat_t8", "4 KiB files: stat, 8 threads", "ops/s"),
+    ("small_read_t8", "4 KiB files: open+read+close, 8 threads", "files/s"),
+    ("small_unlink_t8", "4 KiB files: unlink, 8 threads", "ops/s"),
+    ("ls_create", "Empty-file create, 8 threads (fills the ls directory)", "files/s"),
+    ("ls_cold", "`ls -l` of a big directory, cold (remounted, caches dropped)", "entries/s"),
+    ("ls_warm", "`ls -l` of the same directory again, warm", "entries/s"),
+    ("untar", "Unpack a source tarball (tar -x, then sync)", "files/s"),
+]
+TARGET_LABELS = {
+    "ringfs": "ringfs",
+    "ext4": "local ext4",
+    "juicefs": "JuiceFS",
+    "juicefs-wb": "JuiceFS --writeback",
+    "rclone": "rclone full cache",
+}
+PEERS = ["ext4", "juicefs", "juicefs-wb", "rclone"]
+
+
+def fmt(v):
+    if v is None:
+        return "—"
+    if v >= 10000:
+        return f"{v:,.0f}"
+    if v >= 100:
+        return f"{v:.0f}"
+    if v >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def main():
+    out = sys.argv[1]
+    meta = {}
+    if os.path.exists(os.path.join(out, "meta.json")):
+        with open(os.path.join(out, "meta.json")) as f:
+            meta = json.load(f)
+    raw = []
+    if os.path.exists(os.path.join(out, "raw.jsonl")):
+        with open(os.path.join(out, "raw.jsonl")) as f:
+            raw = [json.loads(l) for l in f if l.strip()]
+    targets = [t for t in meta.get("targets", []) if t in TARGET_LABELS] or \
+        sorted({r["target"] for r in raw}, key=lambda t: list(TARGET_LABELS).index(t) if t in TARGET_LABELS else 99)
+    peers = [p for p in PEERS if p in targets]
+
+    summary = {}
+    for wid, label, unit in WORKLOADS:
+        row = {}
+        for t in targets:
+            samples = [r for r in raw if r["workload"] == wid and r["target"] == t]
+            vals = [r["value"] for r in samples if r.get("value") is not None]
+            errs = [r.get("error") for r in samples if r.get("value") is None and r.get("error")]
+            if not samples:
+                continue
+            row[t] = {"median": statistics.median(vals) if vals else None, "samples": vals,
+                      "errors": errs}
+        if row:
+            summary[wid] = {"label": label, "unit": unit, "targets": row}
+
+    def med(wid, t):
+        return summary.get(wid, {}).get("targets", {}).get(t, {}).get("median")
+
+    # ---- Markdown
+    L = []
+    L.append(f"# ringfs side-by-side: {meta.get('title', 'results')}")
+    L.append("")
+    if meta:
+        L.append(f"Run {meta.get('started', '?')} → {meta.get('finished', '?')}, mode **{meta.get('mode', '?')}**, "
+                 f"{meta.get('reps', 1)} repetition(s) per workload (median shown), targets in alternation "
+                 f"(round-robin per workload). ringfs {meta.get('ringfs_rev', '?')}; "
+                 f"{meta.get('juicefs_version', '')}; {meta.get('rclone_version', '')}; {meta.get('fio_version', '')}.")
+        L.append("")
+        sizes = meta.get("sizes", {})
+        if sizes:
+            L.append("Sizes: " + ", ".join(f"{k} = {v}" for k, v in sizes.items()) + ".")
+            L.append("")
+        if meta.get("machine_line"):
+            L.append(f"Machine: {meta['machine_line']}")
+            L.append("")
+    L.append("All figures: higher is better. Ratio = ringfs ÷ peer (> 1: ringfs faster in this run).")
+    L.append("")
+    head = ["workload", "unit"] + [TARGET_LABELS[t] for t in targets] + \
+        [f"ringfs ÷ {TARGET_LABELS[p]}" for p in peers if "ringfs" in targets]
+    L.append("| " + " | ".join(head) + " |")
+    L.append("|" + "|".join(["---", "---"] + ["---:"] * (len(head) - 2)) + "|")
+    for wid, label, unit in WORKLOADS:
+        if wid not in summary:
+            continue
+        cells = [label, unit]
+        for t in targets:
+            e = summary[wid]["targets"].get(t)
+            if e is None:
+                cells.append("n/a")
+            elif e["median"] is None:
+                cells.append("failed")
+            else:
+                cells.append(fmt(e["median"]))
+        if "ringfs" in targets:
+            for p in peers:
+                r = ratio(med(wid, "ringfs"), med(wid, p))
+                cells.append("—" if r is None else f"{r:.2f}×")
+        L.append("| " + " | ".join(cells) + " |")
+    L.append("")
+    notes = list(meta.get("notes", []))
+    for wid, e in summary.items():
+        for t, te in e["targets"].items():
+            for err in te["errors"][:1]:
+                notes.append(f"{TARGET_LABELS.get(t, t)} / {wid}: {err}")
+    if notes:
+        L.append("Notes and failures:")
+        L.append("")
+        for n in notes:
+            L.append(f"- {n}")
+        L.append("")
+    L.append("Chart: `chart.png` (one panel per workload, same colours per target). Raw samples "
+             "and fio/helper output: `results.json`. Machine and load: `machine.md`.")
+    md = "\n".join(L) + "\n"
+    with open(os.path.join(out, "results.md"), "w") as f:
+        f.write(md)
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump({"meta": meta, "summary": summary, "raw": raw}, f, indent=1)
+        f.write("\n")
+    sys.stdout.write(md)
+
+    try:
+        chart(out, summary, targets, meta)
+    except Exception as e:  # a missing chart must not lose the table
+        print(f"report: no chart: {e}", file=sys.stderr)
+    return 0
+
+
+COLORS = {"ringfs": (214, 39, 40), "ext4": (127, 127, 127), "juicefs": (31, 119, 180),
+          "juicefs-wb": (140, 86, 75), "rclone": (44, 160, 44)}
+
+
+def chart(out, summary, targets, meta):
+    wids = [w for w, _, _ in WORKLOADS if w in summary]
+    path = os.path.join(out, "chart.png")
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        plt = None
+    if plt is not None:
+        n = len(wids)
+        cols = 3
+        rows = (n + cols - 1) // cols
+        fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 2.9 * rows), squeeze=False)
+        for i, wid in enumerate(wids):
+            ax = axes[i // cols][i % cols]
+            e = summary[wid]
+            vals = [e["targets"].get(t, {}).get("median") for t in targets]
+            xs = range(len(targets))
+            bars = ax.bar(xs, [v or 0 for v in vals],
+                          color=[tuple(c / 255 for c in COLORS.get(t, (0, 0, 0))) for t in targets])
+            for b, v in zip(bars, vals):
+                ax.annotate("failed" if v is None else fmt(v), (b.get_x() + b.get_width() / 2, b.get_height()),
+                            ha="center", va="bottom", fontsize=7)
+            ax.set_xticks(list(xs))
+            ax.set_xticklabels([TARGET_LABELS[t].replace(" ", "\n", 1) for t in targets], fontsize=7)
+            ax.set_title(e["label"], fontsize=8)
+            ax.set_ylabel(e["unit"], fontsize=8)
+            ax.tick_params(axis="y", labelsize=7)
+            ax.margins(y=0.15)
+        for j in range(len(wids), rows * cols):
+            axes[j // cols][j % cols].axis("off")
+        fig.suptitle(f"ringfs side-by-side ({meta.get('mode', '')}, {meta.get('started', '')[:10]}): higher is better",
+                     fontsize=10)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        return
+    from PIL import Image, ImageDraw  # fallback: plain bars, labels in default font
+
+    W, PH = 900, 110
+    img = Image.new("RGB", (W, 40 + PH * len(wids)), "white")
+    d = ImageDraw.Draw(img)
+    d.text((10, 10), "ringfs side-by-side: higher is better (bar length relative to the best target)", fill="black")
+    for i, wid in enumerate(wids):
+        y0 = 40 + i * PH
+        e = summary[wid]
+        d.text((10, y0), f"{e['label']} [{e['unit']}]", fill="black")
+        vals = {t: e["targets"].get(t, {}).get("median") for t in targets}
+        top = max([v for v in vals.values() if v] or [1])
+        for k, t in enumerate(targets):
+            y = y0 + 16 + k * 17
+            v = vals[t]
+            d.text((10, y), TARGET_LABELS[t], fill="black")
+            if v:
+                d.rectangle([180, y, 180 + int((W - 300) * v / top), y + 12], fill=COLORS.get(t, (0, 0, 0)))
+            d.text((W - 110, y), "failed" if v is None else fmt(v), fill="black")
+    img.save(path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
