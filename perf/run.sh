@@ -7,7 +7,7 @@
 #   --out DIR        results directory (default perf/results/<date>[-quick])
 #   --reps N         repetitions of every workload, median reported (default 1)
 #   --targets LIST   comma-separated subset of ringfs,ext4,juicefs,juicefs-wb,rclone
-#   --no-build       use an existing target/release/ringfs (or $RINGFS_BIN)
+#   --no-build       use an existing $CARGO_TARGET_DIR/release/ringfs (or $PERF_RINGFS_BIN)
 #   --keep-services  leave the services data dir in place (they are stopped anyway)
 #
 # What it does (see perf/README.md): installs the peers from PyPI if missing, starts
@@ -89,10 +89,14 @@ OUT=${OUT:-$SCRIPT_DIR/results/$DATE-$MODE}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 RUNID=$(date +%m%d%H%M%S)
-RAW=$OUT/raw.jsonl
+# OUT gets the publishable files (results.md/.json, chart.png, machine.md, loadavg.log,
+# run.log); fio's JSON, helper output and the raw samples stay in RUNDIR.
+RUNDIR=$WORK/runs/$RUNID
+RAW=$RUNDIR/raw.jsonl
+rm -f "$OUT"/{results.md,results.json,chart.png,machine.md,loadavg.log,run.log}
+mkdir -p "$WORK"/{mnt,cache,log,tmp} "$RUNDIR"
 : >"$RAW"
-rm -f "$OUT"/{results.md,results.json,chart.png,machine.md,meta.json,loadavg.log}
-mkdir -p "$WORK"/{mnt,cache,log,tmp} "$OUT/logs"
+exec 2> >(tee -a "$OUT/run.log" >&2)
 NOTES=()
 note() { NOTES+=("$*"); log "note: $*"; }
 
@@ -164,7 +168,7 @@ cleanup() {
             "$REPO/scripts/services.sh" down --dir "$SERVICES_DIR" >/dev/null 2>>"$WORK/log/services.log"
         fi
     fi
-    ((rc == 0)) || log "failed (exit $rc); logs in $WORK/log and $OUT/logs"
+    ((rc == 0)) || log "failed (exit $rc); logs in $WORK/log and $RUNDIR"
     exit "$rc"
 }
 trap cleanup EXIT
@@ -351,7 +355,7 @@ FIO_COMMON=(--ioengine=psync --fallocate=none --numjobs=1 --output-format=json -
 
 w_seq_write() {
     local t=$1 r=$2 d; d=$(t_dir "$1")
-    local j=$OUT/logs/fio-seqwrite-$t-$r.json e=$WORK/tmp/err
+    local j=$RUNDIR/fio-seqwrite-$t-$r.json e=$WORK/tmp/err
     rm -f "$d/seq.bin"; t_settle "$t" || true; drop_caches
     local t0 t1; t0=$(now)
     if timeout "$STEP_TIMEOUT" fio --name=seqwrite --filename="$d/seq.bin" --rw=write --bs=1M \
@@ -369,7 +373,7 @@ w_seq_write() {
 
 w_seq_read_cold() {
     local t=$1 r=$2 d; d=$(t_dir "$1")
-    local j=$OUT/logs/fio-seqread-$t-$r.json e=$WORK/tmp/err
+    local j=$RUNDIR/fio-seqread-$t-$r.json e=$WORK/tmp/err
     [[ -f $d/seq.bin ]] || { record_fail seq_read_cold "$t" "$r" "no seq.bin (seq_write failed)"; return; }
     t_cold "$t" 2>"$e" || { record_fail seq_read_cold "$t" "$r" "cold remount failed: $(err_of "$e")"; return; }
     if timeout "$STEP_TIMEOUT" fio --name=seqread --filename="$d/seq.bin" --rw=read --bs=1M \
@@ -382,7 +386,7 @@ w_seq_read_cold() {
 
 w_rand_read_4k() {
     local t=$1 r=$2 d; d=$(t_dir "$1")
-    local j=$OUT/logs/fio-randread-$t-$r.json e=$WORK/tmp/err
+    local j=$RUNDIR/fio-randread-$t-$r.json e=$WORK/tmp/err
     [[ -f $d/seq.bin ]] || { record_fail rand_read_4k "$t" "$r" "no seq.bin (seq_write failed)"; return; }
     t_settle "$t" || true; drop_caches
     if timeout "$STEP_TIMEOUT" fio --name=randread --filename="$d/seq.bin" --rw=randread --bs=4k \
@@ -397,7 +401,7 @@ w_rand_read_4k() {
 
 w_small() {  # TARGET REP THREADS
     local t=$1 r=$2 n=$3 d; d=$(t_dir "$1")/small-$n-$r
-    local j=$OUT/logs/small-t$n-$t-$r.json e=$WORK/tmp/err ph
+    local j=$RUNDIR/small-t$n-$t-$r.json e=$WORK/tmp/err ph
     t_settle "$t" || true; drop_caches
     if timeout "$STEP_TIMEOUT" "$PY" "$LIB/smallfiles.py" "$d" --threads "$n" --files "$SMALL_FILES" \
         --size 4096 --drop-caches >"$j" 2>"$e"; then
@@ -416,7 +420,7 @@ w_small_t8() { w_small "$1" "$2" 8; }
 
 w_ls_fill() {  # untimed setup of the ls directory (its creation rate is recorded anyway)
     local t=$1 r=$2 d; d=$(t_dir "$1")/lsdir
-    local j=$OUT/logs/ls-fill-$t.json e=$WORK/tmp/err
+    local j=$RUNDIR/ls-fill-$t.json e=$WORK/tmp/err
     ((r == 1)) || return 0   # filled once, listed every rep
     t_settle "$t" || true
     if timeout "$STEP_TIMEOUT" "$PY" "$LIB/mkentries.py" "$d" --files "$LS_ENTRIES" --threads 8 >"$j" 2>"$e"; then
@@ -495,8 +499,8 @@ export RCLONE_CONFIG=$WORK/rclone.conf RCLONE_CONFIG_SW_TYPE=swift RCLONE_CONFIG
 touch "$RCLONE_CONFIG"
 RCLONE_RC_PORT=$(/usr/bin/python3 "$REPO/scripts/lib/freeport.py" 1)
 
-if [[ -n ${RINGFS_BIN:-} ]]; then
-    RINGFS=$RINGFS_BIN
+if [[ -n ${PERF_RINGFS_BIN:-} ]]; then
+    RINGFS=$PERF_RINGFS_BIN
 else
     TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
     if ((!NO_BUILD)); then
@@ -578,7 +582,7 @@ GIT_REV=$(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
     echo '```'
 } >"$OUT/machine.md"
 
-"$PY" - "$OUT/meta.json" "${NOTES[@]}" <<EOF
+"$PY" - "$RUNDIR/meta.json" "${NOTES[@]}" <<EOF
 import json, sys
 meta = {
     "title": "$MODE run, $DATE", "mode": "$MODE", "reps": $REPS,
@@ -596,6 +600,6 @@ meta = {
 }
 json.dump(meta, open(sys.argv[1], "w"), indent=1)
 EOF
-"$PY" "$LIB/report.py" "$OUT"
+"$PY" "$LIB/report.py" "$RUNDIR" "$OUT"
 SUCCESS=1
 log "done: $OUT/results.md, $OUT/results.json, $OUT/chart.png, $OUT/machine.md"

@@ -39,8 +39,8 @@ t1=$SECONDS
 echo "== tests (log: $LOG)" >&2
 cargo test --test faults -- --ignored --test-threads=1 --nocapture $FILTER >"$LOG" 2>&1
 rc=$?
-grep -E '^\[faults\] RESULT|^test .* \.\.\. |panicked at|^---- ' "$LOG" >&2
-passed=$(grep -cE '^test .* \.\.\. ok$' "$LOG")
-failed=$(grep -cE '^test .* \.\.\. FAILED$' "$LOG")
+# one RESULT line per case; for a failure, the first lines of its panic message
+grep -E -A4 '^\[faults\] RESULT|panicked at' "$LOG" | grep -vE '^ +[0-9]+: |^ +at |^stack backtrace|^--$' >&2
+read -r passed failed < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p = $i; if ($(i+1) ~ /^failed/) f = $i } } END { print p + 0, f + 0 }' "$LOG")
 echo "faults: $passed passed, $failed failed (tests $((SECONDS - t1)) s, total $((SECONDS - t0)) s)"
 exit $rc

@@ -34,6 +34,7 @@
 
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirEntryExt, MetadataExt, OpenOptionsExt};
@@ -65,29 +66,119 @@ fn secs(d: Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())
 }
 
-/// Runs `cmd`, killing it after `limit`.
-fn run_bounded(cmd: &mut Command, limit: Duration) -> Result<Output, String> {
-    let what = format!("{cmd:?}");
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {what}: {e}"))?;
-    let pid = child.id() as i32;
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(Ok(o)) => Ok(o),
-        Ok(Err(e)) => Err(format!("{what}: {e}")),
-        Err(_) => {
-            // SAFETY: plain kill(2) of the child we spawned.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            Err(format!("{what} did not finish within {}", secs(limit)))
-        }
+/// Runs external commands for the tests from a helper process started before any mount.
+///
+/// Why: a child spawned by this (multi-threaded) test process inherits its file table,
+/// including the workload's open files on the ringfs mount (O_CLOEXEC). At exec the kernel
+/// closes them, and FUSE sends a FLUSH for each close, which ringfs answers only once the
+/// file's buffered data is uploaded. While Swift (or etcd) is down, that upload waits out the
+/// retry budget, and so does the exec: `services.sh start proxy` itself then hangs for a
+/// minute, with `ps` (which reads the half-exec'd child's /proc/PID/stat) blocked as well.
+/// The helper holds no ringfs file, so nothing it starts waits for the mount.
+struct Spawner {
+    stdin: Mutex<std::process::ChildStdin>,
+    done: Arc<(Mutex<HashMap<u64, i32>>, std::sync::Condvar)>,
+    dir: PathBuf,
+    next: AtomicU64,
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+impl Spawner {
+    fn get() -> &'static Spawner {
+        static S: OnceLock<Spawner> = OnceLock::new();
+        S.get_or_init(|| {
+            let dir = std::env::temp_dir().join(format!("ringfs-faults-spawner-{}", std::process::id()));
+            fs::create_dir_all(&dir).expect("spawner dir");
+            // each request: "ID<TAB>COMMAND"; each reply (when the command ends): "ID RC"
+            let script = r#"d=$1
+unset RINGFS_FAULTS_DIR   # a RINGFS_ variable the mount would warn about
+while IFS= read -r line; do
+  id=${line%%$'\t'*}; cmd=${line#*$'\t'}
+  { eval "$cmd" </dev/null >"$d/$id.out" 2>"$d/$id.err"; echo "$id $?"; } &
+done"#;
+            let mut child = Command::new("bash")
+                .arg("-c")
+                .arg(script)
+                .arg("spawner")
+                .arg(&dir)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start the spawner helper");
+            let stdin = child.stdin.take().unwrap();
+            let stdout = child.stdout.take().unwrap();
+            let done = Arc::new((Mutex::new(HashMap::new()), std::sync::Condvar::new()));
+            let d2 = done.clone();
+            thread::spawn(move || {
+                use std::io::BufRead;
+                for line in io::BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some((id, rc)) = line.split_once(' ') {
+                        if let (Ok(id), Ok(rc)) = (id.parse(), rc.trim().parse()) {
+                            d2.0.lock().unwrap().insert(id, rc);
+                            d2.1.notify_all();
+                        }
+                    }
+                }
+                let _ = child.wait();
+            });
+            Spawner { stdin: Mutex::new(stdin), done, dir, next: AtomicU64::new(1) }
+        })
     }
+
+    /// Runs `argv` with `env` added; killed (by `timeout`) after `limit`.
+    fn run(&self, argv: &[String], env: &[(String, String)], limit: Duration) -> Result<Output, String> {
+        use std::os::unix::process::ExitStatusExt;
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut cmd = format!("timeout -k 5 {} env", limit.as_secs().max(1));
+        for (k, v) in env {
+            cmd.push(' ');
+            cmd.push_str(&shell_quote(&format!("{k}={v}")));
+        }
+        for a in argv {
+            cmd.push(' ');
+            cmd.push_str(&shell_quote(a));
+        }
+        {
+            let mut w = self.stdin.lock().unwrap();
+            writeln!(w, "{id}\t{cmd}").map_err(|e| format!("spawner: {e}"))?;
+            w.flush().map_err(|e| format!("spawner: {e}"))?;
+        }
+        let deadline = Instant::now() + limit + Duration::from_secs(15);
+        let (m, cv) = &*self.done;
+        let mut g = m.lock().unwrap();
+        let rc = loop {
+            if let Some(rc) = g.remove(&id) {
+                break rc;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(format!("{argv:?} did not finish within {}", secs(limit)));
+            }
+            g = cv.wait_timeout(g, deadline - now).unwrap().0;
+        };
+        drop(g);
+        let out = fs::read(self.dir.join(format!("{id}.out"))).unwrap_or_default();
+        let err = fs::read(self.dir.join(format!("{id}.err"))).unwrap_or_default();
+        let _ = fs::remove_file(self.dir.join(format!("{id}.out")));
+        let _ = fs::remove_file(self.dir.join(format!("{id}.err")));
+        if rc == 124 || rc == 137 {
+            return Err(format!("{argv:?} did not finish within {} (killed)", secs(limit)));
+        }
+        Ok(Output { status: std::process::ExitStatus::from_raw(rc << 8), stdout: out, stderr: err })
+    }
+}
+
+/// `run` through the [`Spawner`], from program + args.
+fn spawn_cmd(prog: &str, args: &[&dyn AsRef<OsStr>], env: &[(&str, &str)], limit: Duration) -> Result<Output, String> {
+    let mut argv = vec![prog.to_string()];
+    argv.extend(args.iter().map(|a| a.as_ref().to_string_lossy().into_owned()));
+    let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    Spawner::get().run(&argv, &env, limit)
 }
 
 /// Runs `f` on its own thread; Err if it does not return within `limit` (the thread is
@@ -194,12 +285,10 @@ impl Services {
                 .map(PathBuf::from)
                 .unwrap_or_else(|_| Path::new(REPO).join(".services-faults"));
             let t0 = Instant::now();
-            let o = run_bounded(
-                Command::new("bash")
-                    .arg(Path::new(REPO).join("scripts/services.sh"))
-                    .args(["up", "--etcd-members", "3", "--replicas", "3", "--auth", "keystone", "--dir"])
-                    .arg(&dir)
-                    .env("RINGFS_KEYSTONE_TOKEN_TTL", TOKEN_TTL),
+            let o = spawn_cmd(
+                "bash",
+                &[&Path::new(REPO).join("scripts/services.sh"), &"up", &"--etcd-members", &"3", &"--replicas", &"3", &"--auth", &"keystone", &"--dir", &dir],
+                &[("RINGFS_KEYSTONE_TOKEN_TTL", TOKEN_TTL)],
                 Duration::from_secs(400),
             )
             .expect("services.sh up");
@@ -222,26 +311,19 @@ impl Services {
     }
 
     fn script(&self, args: &[&str], limit: Duration) -> Output {
+        let svc_script = Path::new(REPO).join("scripts/services.sh");
         let mut attempt = 0;
         loop {
             attempt += 1;
             let t = Instant::now();
-            let mut cmd = if let Ok(out) = std::env::var("RINGFS_FAULTS_STRACE") {
-                let mut c = Command::new("strace");
-                c.args(["-f", "-tt", "-o"]).arg(format!("{out}.{}", args.join("-"))).arg("bash");
-                c
-            } else {
-                Command::new("bash")
-            };
-            let o = run_bounded(
-                cmd.arg(Path::new(REPO).join("scripts/services.sh"))
-                    .args(args)
-                    .arg("--dir")
-                    .arg(&self.dir)
-                    .env("RINGFS_KEYSTONE_TOKEN_TTL", TOKEN_TTL),
-                limit,
-            )
-            .unwrap_or_else(|e| panic!("services.sh {args:?}: {e}"));
+            let mut argv: Vec<&dyn AsRef<OsStr>> = vec![&svc_script];
+            for a in args {
+                argv.push(a);
+            }
+            argv.push(&"--dir");
+            argv.push(&self.dir);
+            let o = spawn_cmd("bash", &argv, &[("RINGFS_KEYSTONE_TOKEN_TTL", TOKEN_TTL)], limit)
+                .unwrap_or_else(|e| panic!("services.sh {args:?}: {e}"));
             if t.elapsed() > Duration::from_secs(20) {
                 eprintln!("[faults] services.sh {args:?} took {}:\n{}", secs(t.elapsed()), text(&o.stderr));
             }
@@ -280,11 +362,10 @@ impl Services {
     /// Index (N of etcdN) of the current leader, per `etcdctl endpoint status -w json`.
     fn etcd_leader(&self) -> Option<usize> {
         let eps = self.etcd_endpoints();
-        let o = run_bounded(
-            Command::new("etcdctl")
-                .env("ETCDCTL_API", "3")
-                .arg(format!("--endpoints={}", eps.join(",")))
-                .args(["endpoint", "status", "-w", "json", "--command-timeout=3s"]),
+        let o = spawn_cmd(
+            "etcdctl",
+            &[&format!("--endpoints={}", eps.join(",")), &"endpoint", &"status", &"-w", &"json", &"--command-timeout=3s"],
+            &[("ETCDCTL_API", "3")],
             Duration::from_secs(15),
         )
         .ok()?;
@@ -324,12 +405,10 @@ impl Drop for Heal {
         if thread::panicking() {
             eprintln!("[faults] case failed: restarting any killed service");
         }
-        let _ = run_bounded(
-            Command::new("bash")
-                .arg(Path::new(REPO).join("scripts/services.sh"))
-                .args(["up", "--dir"])
-                .arg(&self.0.dir)
-                .env("RINGFS_KEYSTONE_TOKEN_TTL", TOKEN_TTL),
+        let _ = spawn_cmd(
+            "bash",
+            &[&Path::new(REPO).join("scripts/services.sh"), &"up", &"--dir", &self.0.dir],
+            &[("RINGFS_KEYSTONE_TOKEN_TTL", TOKEN_TTL)],
             Duration::from_secs(400),
         );
     }
@@ -344,7 +423,7 @@ fn unique(tag: &str) -> String {
 }
 
 fn format_volume(conf: &Path, volume: &str) {
-    let o = run_bounded(Command::new(BIN).arg("format").arg("-c").arg(conf).arg(volume), Duration::from_secs(120))
+    let o = spawn_cmd(BIN, &[&"format", &"-c", &conf, &volume], &[], Duration::from_secs(120))
         .expect("ringfs format");
     assert!(o.status.success(), "ringfs format {volume}: {}{}", text(&o.stdout), text(&o.stderr));
 }
@@ -380,7 +459,7 @@ fn abort_fuse(dir: &Path) {
             let _ = fs::write(format!("/sys/fs/fuse/connections/{minor}/abort"), "1");
         }
     }
-    let _ = run_bounded(Command::new("umount").arg("-l").arg(dir), Duration::from_secs(20));
+    let _ = spawn_cmd("umount", &[&"-l", &dir], &[], Duration::from_secs(20));
 }
 
 struct Mount {
@@ -395,13 +474,8 @@ impl Mount {
     /// `ringfs mount -c CONF VOLUME DIR --background` with `env` overrides.
     fn try_new(conf: &Path, volume: &str, env: &[(&str, &str)]) -> Result<(Mount, Duration), String> {
         let dir = fresh_dir(volume);
-        let mut cmd = Command::new(BIN);
-        cmd.arg("mount").arg("-c").arg(conf).arg(volume).arg(&dir).arg("--background");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
         let t = Instant::now();
-        let o = run_bounded(&mut cmd, Duration::from_secs(120))?;
+        let o = spawn_cmd(BIN, &[&"mount", &"-c", &conf, &volume, &dir, &"--background"], env, Duration::from_secs(120))?;
         let took = t.elapsed();
         if !o.status.success() {
             let _ = fs::remove_dir(&dir);
@@ -450,7 +524,7 @@ impl Mount {
             return;
         }
         self.mounted = false;
-        match run_bounded(Command::new(BIN).arg("umount").arg(&self.dir), Duration::from_secs(90)) {
+        match spawn_cmd(BIN, &[&"umount", &self.dir], &[], Duration::from_secs(90)) {
             Ok(o) if o.status.success() => {}
             other => {
                 abort_fuse(&self.dir);
@@ -473,7 +547,7 @@ impl Drop for Mount {
         if self.mounted {
             self.mounted = false;
             let ok = matches!(
-                run_bounded(Command::new(BIN).arg("umount").arg(&self.dir), Duration::from_secs(60)),
+                spawn_cmd(BIN, &[&"umount", &self.dir], &[], Duration::from_secs(60)),
                 Ok(ref o) if o.status.success()
             );
             if !ok {
@@ -744,10 +818,11 @@ impl Worker {
     }
 
     fn file_size(&mut self) -> usize {
-        match self.rng.below(10) {
-            0 => MIB + self.rng.below(4 * MIB as u64) as usize, // crosses 4 MiB blocks sometimes
-            1 => 0,
-            _ => self.rng.below(192 * 1024) as usize,
+        match self.rng.below(25) {
+            // 1 in 25 is 1-5 MiB (crosses a 4 MiB block), a few are empty, the rest small
+            0 => MIB + self.rng.below(4 * MIB as u64) as usize,
+            1 | 2 => 0,
+            _ => self.rng.below(160 * 1024) as usize,
         }
     }
 
@@ -846,7 +921,7 @@ impl Workload {
             g.wait();
             let _ = tx.send(());
         });
-        rx.recv_timeout(HANG_LIMIT).expect("HUNG: workload setup did not finish");
+        rx.recv_timeout(2 * HANG_LIMIT).expect("HUNG: workload setup did not finish within 120 s");
         let setup_errors = stats.errors.lock().unwrap().clone();
         assert!(setup_errors.is_empty(), "workload setup failed: {setup_errors:?}");
         Workload { stop, stats, handles, started: Instant::now() }
@@ -1009,6 +1084,7 @@ fn walk(root: &Path) -> Tree {
     tree
 }
 
+#[derive(Default)]
 struct VerifyReport {
     files: usize,
     bytes: u64,
@@ -1128,11 +1204,19 @@ fn verify_models(root: &Path, models: &mut [Model], strict: bool) -> Result<Veri
     }
 }
 
-/// Verifies in the workload's mount, then in a fresh mount of the volume (a new process
-/// with no cache), then the workload's mount again against the resolved model.
-fn verify_everything(conf: &Path, m: &Mount, models: Vec<Model>) -> (Vec<Model>, VerifyReport) {
+/// What [`verify_everything`] found.
+struct Verified {
+    report: VerifyReport,
+    /// empty when all is well
+    problems: Vec<String>,
+}
+
+/// Verifies in a fresh mount of the volume (a new process with no cache; this resolves the
+/// uncertain outcomes), then in the workload's mount against the resolved model: a writer
+/// must not see anything a fresh client does not.
+fn verify_everything(conf: &Path, m: &Mount, models: Vec<Model>) -> Verified {
     let limit = Duration::from_secs(240);
-    let fresh = Mount::new(conf, &m.volume, &[]);
+    let mut fresh = Mount::new(conf, &m.volume, &[]);
     let root = fresh.path().to_path_buf();
     let (models, r) = bounded("verify (fresh mount)", limit, move || {
         let mut models = models;
@@ -1140,20 +1224,43 @@ fn verify_everything(conf: &Path, m: &Mount, models: Vec<Model>) -> (Vec<Model>,
         (models, r)
     })
     .unwrap_or_else(|e| panic!("{e}"));
-    let report = r.unwrap_or_else(|p| panic!("verification in a fresh mount failed ({} problems):\n  {}", p.len(), p.join("\n  ")));
+    let report = match r {
+        Ok(rep) => rep,
+        Err(p) => {
+            fresh.unmount();
+            return Verified {
+                report: VerifyReport::default(),
+                problems: p.into_iter().map(|x| format!("fresh mount: {x}")).collect(),
+            };
+        }
+    };
     let root = m.path().to_path_buf();
-    let (models, r2) = bounded("verify (workload mount)", limit, move || {
+    let (_, r2) = bounded("verify (workload mount)", limit, move || {
         let mut models = models;
         let r = verify_models(&root, &mut models, true);
         (models, r)
     })
     .unwrap_or_else(|e| panic!("{e}"));
-    if let Err(p) = r2 {
-        panic!("the workload's mount disagrees with a fresh mount ({} problems):\n  {}", p.len(), p.join("\n  "));
-    }
-    let mut fresh = fresh;
     fresh.unmount();
-    (models, report)
+    let problems = match r2 {
+        Ok(_) => Vec::new(),
+        Err(p) => {
+            let mut v: Vec<String> =
+                p.into_iter().map(|x| format!("the writer's mount disagrees with a fresh mount: {x}")).collect();
+            v.push(
+                "(known engine bug: after a flush fails, vfs keeps the data as pending writes, visible only to the \
+                 writer; nothing retries it until the next fsync/close of that file or unmount, which then commits \
+                 it although the application got EIO)"
+                    .into(),
+            );
+            v
+        }
+    };
+    Verified { report, problems }
+}
+
+fn fail_if(tag: &str, problems: &[String]) {
+    assert!(problems.is_empty(), "{tag}: {} problem(s):\n  {}", problems.len(), problems.join("\n  "));
 }
 
 // ======================================================================================
@@ -1162,6 +1269,7 @@ fn verify_everything(conf: &Path, m: &Mount, models: Vec<Model>) -> (Vec<Model>,
 
 struct Case {
     name: &'static str,
+    passed: bool,
     t0: Instant,
     svc: &'static Services,
     _heal: Heal,
@@ -1174,15 +1282,24 @@ impl Case {
         let svc = Services::get();
         svc.heal();
         eprintln!("[faults] ===== {name}");
-        Case { name, t0: Instant::now(), svc, _heal: Heal(svc), _lock: lock }
+        Case { name, passed: false, t0: Instant::now(), svc, _heal: Heal(svc), _lock: lock }
     }
 
     fn at(&self) -> String {
         format!("+{}", secs(self.t0.elapsed()))
     }
 
-    fn pass(self, detail: &str) {
+    fn pass(mut self, detail: &str) {
+        self.passed = true;
         eprintln!("[faults] RESULT {} PASS in {} — {detail}", self.name, secs(self.t0.elapsed()));
+    }
+}
+
+impl Drop for Case {
+    fn drop(&mut self) {
+        if !self.passed {
+            eprintln!("[faults] RESULT {} FAIL after {} (see the panic above)", self.name, secs(self.t0.elapsed()));
+        }
     }
 }
 
@@ -1191,7 +1308,7 @@ fn env_pairs<'a>(v: &'a [(&'a str, &'a str)]) -> &'a [(&'a str, &'a str)] {
 }
 
 /// Mix workload on a fresh volume; `fault` runs while it is going; strict: no error allowed.
-fn run_strict_case(case: &Case, tag: &str, threads: usize, fault: impl FnOnce(&Workload)) -> (String, Arc<Stats>) {
+fn run_strict_case(case: &Case, tag: &str, threads: usize, hint: &str, fault: impl FnOnce(&Workload)) -> (String, Arc<Stats>) {
     let svc = case.svc;
     let volume = unique(tag);
     format_volume(&svc.conf, &volume);
@@ -1208,19 +1325,30 @@ fn run_strict_case(case: &Case, tag: &str, threads: usize, fault: impl FnOnce(&W
     let errs = stats.errors.lock().unwrap().clone();
     // Verify first (the model allows for the failed operations), so that a failing case
     // still tells whether anything acknowledged was lost.
-    let (_, report) = verify_everything(&svc.conf, &m, models);
+    let v = verify_everything(&svc.conf, &m, models);
+    let report = v.report;
     let warns = m.warnings();
-    assert!(
-        errs.is_empty(),
-        "{} user-visible errors during {tag} (data verified afterwards: {} files / {:.1} MiB intact, {} uncertain renames resolved, {} maybe-created files absent):\n{}\nmount warnings:\n{}",
-        errs.len(),
-        report.files,
-        report.bytes as f64 / MIB as f64,
-        report.resolved_renames,
-        report.dropped,
-        describe_errors(&errs, t_started),
-        warns.iter().take(12).cloned().collect::<Vec<_>>().join("\n")
-    );
+    let mut problems = Vec::new();
+    if !errs.is_empty() {
+        problems.push(format!(
+            "{} user-visible errors:\n{}\n  mount log warnings:\n    {}{}",
+            errs.len(),
+            describe_errors(&errs, t_started),
+            warns.iter().take(8).cloned().collect::<Vec<_>>().join("\n    "),
+            if hint.is_empty() { String::new() } else { format!("\n  ({hint})") }
+        ));
+    }
+    problems.extend(v.problems);
+    if !problems.is_empty() {
+        problems.push(format!(
+            "(fsync'd data checked: {} files / {:.1} MiB, {} renames resolved, {} maybe-created files absent)",
+            report.files,
+            report.bytes as f64 / MIB as f64,
+            report.resolved_renames,
+            report.dropped
+        ));
+    }
+    fail_if(tag, &problems);
     m.unmount();
     let max = *stats.max_latency.lock().unwrap();
     let detail = format!(
@@ -1247,14 +1375,14 @@ fn a_etcd_member_restart() {
     let case = Case::begin("a_etcd_member_restart");
     let svc = case.svc;
     let mut during = 0;
-    let (detail, _) = run_strict_case(&case, "a", 2, |w| {
+    let (detail, _) = run_strict_case(&case, "a", 2, "", |w| {
         let leader = svc.wait_leader(Duration::from_secs(30));
         let victim = (leader + 1) % 3;
         let name = format!("etcd{victim}");
         let t_kill = Instant::now();
         eprintln!("[faults] {} killing follower {name} (leader is etcd{leader})", case.at());
         svc.kill(&name);
-        w.watch(Duration::from_secs(8), HANG_LIMIT).unwrap_or_else(|e| panic!("{e}"));
+        w.watch(Duration::from_secs(6), HANG_LIMIT).unwrap_or_else(|e| panic!("{e}"));
         svc.start(&name);
         during = w.ok_between(t_kill, Instant::now());
         eprintln!("[faults] {} {name} back; {during} syscalls succeeded while it was down", case.at());
@@ -1272,7 +1400,7 @@ fn b_etcd_leader_killed_mid_renames() {
     format_volume(&svc.conf, &volume);
     // debug: count the metadata layer's retries across the leader change
     let mut m = Mount::new(&svc.conf, &volume, &[("RINGFS_LOG", "info,ringfs_engine::meta=debug")]);
-    let w = Workload::start(m.path(), Kind::Renames { files: 25 }, 4, 0xb0b);
+    let w = Workload::start(m.path(), Kind::Renames { files: 12 }, 4, 0xb0b);
     w.watch(Duration::from_secs(3), HANG_LIMIT).unwrap_or_else(|e| panic!("{e}"));
     let leader = svc.wait_leader(Duration::from_secs(30));
     let name = format!("etcd{leader}");
@@ -1294,16 +1422,20 @@ fn b_etcd_leader_killed_mid_renames() {
     });
     let errs = stats.errors.lock().unwrap().clone();
     let renames = stats.renames_ok.load(Ordering::Relaxed);
-    // First the exactly-once property (it holds whatever the errors were) ...
-    let (_, report) = verify_everything(&svc.conf, &m, models);
-    // ... then: a leader change is invisible to users.
-    assert!(
-        errs.is_empty(),
-        "{} user-visible errors across the leader change (renames verified exactly-once: {} resolved):\n{}",
-        errs.len(),
-        report.resolved_renames,
-        describe_errors(&errs, t_started)
-    );
+    // The exactly-once property (checked whatever the errors were), and a leader change
+    // must be invisible to users.
+    let v = verify_everything(&svc.conf, &m, models);
+    let report = v.report;
+    let mut problems = v.problems;
+    if !errs.is_empty() {
+        problems.push(format!(
+            "{} user-visible errors across the leader change ({} failed renames resolved):\n{}",
+            errs.len(),
+            report.resolved_renames,
+            describe_errors(&errs, t_started)
+        ));
+    }
+    fail_if("b", &problems);
     let log = m.log_text();
     let retried_ops = log.matches("retrying after etcd error").count();
     let retried_reads = log.matches("retrying read").count();
@@ -1340,7 +1472,7 @@ fn c_etcd_quorum_lost() {
         svc.kill(v);
     }
     eprintln!("[faults] {} killed {victims:?}: no quorum", case.at());
-    w.watch(Duration::from_secs(18), hang_limit).unwrap_or_else(|e| {
+    w.watch(Duration::from_secs(14), hang_limit).unwrap_or_else(|e| {
         abort_fuse(m.path());
         panic!("{e}")
     });
@@ -1391,10 +1523,12 @@ fn c_etcd_quorum_lost() {
         errs.iter().map(|e| e.took).max().unwrap_or_default(),
     );
     // corruption check even when the error pattern is wrong
-    let (_, report) = verify_everything(&svc.conf, &m, models);
+    let v = verify_everything(&svc.conf, &m, models);
+    let report = v.report;
+    problems.extend(v.problems);
     let warns = m.warnings();
+    fail_if("c", &problems);
     m.unmount();
-    assert!(problems.is_empty(), "{} problems:\n  {}", problems.len(), problems.join("\n  "));
     case.pass(&format!(
         "{} syscalls failed with EIO, each after {}..{} (op_timeout {OP_TIMEOUT}s); none hung (limit {}); first success {} after quorum returned, {ok_after} ok after; verified {} files / {:.1} MiB, {} uncertain renames resolved, {} maybe-created files absent; {} WARN lines",
         errs.len(),
@@ -1415,14 +1549,18 @@ fn c_etcd_quorum_lost() {
 fn d_swift_object_server_killed() {
     let case = Case::begin("d_swift_object_server_killed");
     let svc = case.svc;
-    let (detail, _) = run_strict_case(&case, "d", 2, |w| {
+    let (detail, _) = run_strict_case(&case, "d", 2, "", |w| {
         svc.kill("object1");
         eprintln!("[faults] {} object1 down", case.at());
-        w.watch(Duration::from_secs(10), HANG_LIMIT).unwrap_or_else(|e| panic!("{e}"));
+        w.watch(Duration::from_secs(6), HANG_LIMIT).unwrap_or_else(|e| panic!("{e}"));
         svc.start("object1");
     });
     case.pass(&detail);
 }
+
+const E_HINT: &str = "known swift-backend limitation: swift.retries (default 5) with full-jitter backoff from 100 ms \
+    capped at 5 s gives up after 1.5 s on average (3.1 s at most), less than a proxy restart takes; \
+    RINGFS_SWIFT_RETRIES=15 rides it out";
 
 #[test]
 #[ignore = "fault injection: minutes, kills service processes; run scripts/faults.sh"]
@@ -1430,7 +1568,7 @@ fn e_swift_proxy_restarted() {
     let case = Case::begin("e_swift_proxy_restarted");
     let svc = case.svc;
     let mut down = Duration::ZERO;
-    let (detail, _) = run_strict_case(&case, "e", 2, |w| {
+    let (detail, _) = run_strict_case(&case, "e", 2, E_HINT, |w| {
         let t = Instant::now();
         svc.kill("proxy");
         svc.start("proxy");
@@ -1564,7 +1702,7 @@ fn g_keystone_short_token_ttl() {
     assert_eq!(svc.env.get("KEYSTONE_TOKEN_TTL").map(String::as_str), Some(TOKEN_TTL));
     let proxy_from = file_len(&svc.log_path("proxy"));
     let ks_from = file_len(&svc.log_path("keystone"));
-    let (detail, _) = run_strict_case(&case, "g", 2, |w| {
+    let (detail, _) = run_strict_case(&case, "g", 2, "", |w| {
         w.watch(Duration::from_secs(54), HANG_LIMIT).unwrap_or_else(|e| panic!("{e}"));
     });
     let (requests, failed) = proxy_failures_since(svc, proxy_from);

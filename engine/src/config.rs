@@ -435,7 +435,7 @@ impl Default for FuseConfig {
             attr_ttl: Duration::from_secs(1),
             entry_ttl: Duration::from_secs(1),
             negative_ttl: Duration::ZERO,
-            writeback_cache: true,
+            writeback_cache: false,
             max_write: ByteSize::mib(1),
             read_ahead: ByteSize::mib(1),
             fsname: "ringfs".to_owned(),

@@ -357,8 +357,12 @@ impl Engine {
                         tracing::error!(blocks = left, dir = %st.dir().display(), "staged blocks not uploaded yet; they stay on disk and are uploaded at the next mount");
                     }
                 }
-                if let Err(e) = delete_pending(&s).await {
-                    tracing::warn!(error = %e, "deletion at shutdown incomplete; another client will finish it");
+                // Deleting objects of removed files is background work: bounded here, the
+                // rest is finished by the next mount of any client.
+                match tokio::time::timeout(Duration::from_secs(10), delete_pending(&s)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "deletion at shutdown incomplete; another client will finish it"),
+                    Err(_) => tracing::info!("deletion of removed files continues at the next mount"),
                 }
                 let _ = meta.close_session().await;
             });

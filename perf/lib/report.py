@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Turn perf/run.sh's raw measurements into results.json, results.md and chart.png.
 
-Usage: report.py OUT_DIR   (reads OUT_DIR/raw.jsonl and OUT_DIR/meta.json; prints
-results.md to stdout)
+Usage: report.py RUN_DIR OUT_DIR   (reads RUN_DIR/raw.jsonl and RUN_DIR/meta.json, writes
+OUT_DIR/results.md, results.json, chart.png; prints results.md to stdout)
 
 raw.jsonl: one object per measurement: {"workload", "target", "rep", "value" (number or
 null), "unit", "extra": {...}, "error"?}. Every value is "higher is better", so the ratio
@@ -60,14 +60,14 @@ def ratio(a, b):
 
 
 def main():
-    out = sys.argv[1]
+    run, out = sys.argv[1], sys.argv[2]
     meta = {}
-    if os.path.exists(os.path.join(out, "meta.json")):
-        with open(os.path.join(out, "meta.json")) as f:
+    if os.path.exists(os.path.join(run, "meta.json")):
+        with open(os.path.join(run, "meta.json")) as f:
             meta = json.load(f)
     raw = []
-    if os.path.exists(os.path.join(out, "raw.jsonl")):
-        with open(os.path.join(out, "raw.jsonl")) as f:
+    if os.path.exists(os.path.join(run, "raw.jsonl")):
+        with open(os.path.join(run, "raw.jsonl")) as f:
             raw = [json.loads(l) for l in f if l.strip()]
     targets = [t for t in meta.get("targets", []) if t in TARGET_LABELS] or \
         sorted({r["target"] for r in raw}, key=lambda t: list(TARGET_LABELS).index(t) if t in TARGET_LABELS else 99)
@@ -182,17 +182,27 @@ def chart(out, summary, targets, meta):
             e = summary[wid]
             vals = [e["targets"].get(t, {}).get("median") for t in targets]
             xs = range(len(targets))
-            bars = ax.bar(xs, [v or 0 for v in vals],
+            bars = ax.bar(xs, [v or float("nan") for v in vals],
                           color=[tuple(c / 255 for c in COLORS.get(t, (0, 0, 0))) for t in targets])
             for b, v in zip(bars, vals):
-                ax.annotate("failed" if v is None else fmt(v), (b.get_x() + b.get_width() / 2, b.get_height()),
+                y = v if v else (min([x for x in vals if x] or [1]))
+                ax.annotate("failed" if v is None else fmt(v), (b.get_x() + b.get_width() / 2, y),
                             ha="center", va="bottom", fontsize=7)
             ax.set_xticks(list(xs))
             ax.set_xticklabels([TARGET_LABELS[t].replace(" ", "\n", 1) for t in targets], fontsize=7)
             ax.set_title(e["label"], fontsize=8)
-            ax.set_ylabel(e["unit"], fontsize=8)
+            pos = [v for v in vals if v]
+            if len(pos) > 1 and max(pos) / min(pos) > 30:
+                ax.set_yscale("log")  # local ext4 is often 100x the FUSE targets
+                ax.set_ylabel(e["unit"] + " (log scale)", fontsize=8)
+            else:
+                ax.set_ylabel(e["unit"], fontsize=8)
             ax.tick_params(axis="y", labelsize=7)
-            ax.margins(y=0.15)
+            if ax.get_yscale() == "log":
+                lo, hi = min(pos), max(pos)
+                ax.set_ylim(lo / 3, hi * 4)
+            else:
+                ax.margins(y=0.15)
         for j in range(len(wids), rows * cols):
             axes[j // cols][j % cols].axis("off")
         fig.suptitle(f"ringfs side-by-side ({meta.get('mode', '')}, {meta.get('started', '')[:10]}): higher is better",

@@ -635,8 +635,8 @@ fn env_key_lists_match_the_structs() {
             "batch_max_bytes" | "size" | "min_free" | "staging_limit" | "memory_limit"
             | "readahead" | "prefetch" | "write_buffer" | "max_file_size" | "max_write"
             | "read_ahead" => "4KiB",
-            "verify_md5" | "default_permissions" | "writeback_cache" => "false",
-            "writeback" | "o_direct" | "allow_other" => "true",
+            "verify_md5" | "default_permissions" => "false",
+            "writeback" | "o_direct" | "allow_other" | "writeback_cache" => "true",
             "batch_max_ops" | "max_retries" | "max_connections" | "max_in_flight" | "retries"
             | "upload_concurrency" | "workers" => "7",
             _ => "/x",
