@@ -67,9 +67,9 @@ if ((QUICK)); then
     MODE=quick
     SEQ_MIB=256          # sequential write/read file
     RAND_SECS=8          # 4 KiB random read, time based
-    SMALL_FILES=300      # files per small-file run (split over the threads)
+    SMALL_FILES=200      # files per small-file run (split over the threads)
     LS_ENTRIES=10000     # entries in the ls -l directory
-    TAR_FILES=2000       # files in the tarball
+    TAR_FILES=1000       # files in the tarball
     STEP_TIMEOUT=300     # any single step (a fio run, an unpack, a mount)
 else
     MODE=full

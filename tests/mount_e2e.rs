@@ -838,7 +838,7 @@ fn lseek_data_and_hole() {
         .open(&p)
         .unwrap();
     f.write_all_at(&[9u8; 10_000], 0).unwrap();
-    // Written but maybe not flushed yet.
+    // Written, not flushed yet.
     check(&f, 10_000);
     f.sync_all().unwrap();
     check(&f, 10_000);
@@ -854,7 +854,7 @@ fn name_length_limits() {
     let n256 = "b".repeat(256);
     fs::write(m.join(&n255), b"ok").unwrap();
     assert_eq!(fs::read(m.join(&n255)).unwrap(), b"ok");
-    assert_eq!(names(m.path()), [n255.clone()]);
+    assert_eq!(names(m.path()), std::slice::from_ref(&n255));
     let d255 = "d".repeat(255);
     fs::create_dir(m.join(&d255)).unwrap();
     std::os::unix::fs::symlink("x", m.join("s".repeat(255))).unwrap();
@@ -887,9 +887,7 @@ fn name_length_limits() {
     assert_eq!(names(m.path()).len(), 4);
 }
 
-/// Writes beyond `engine.max_file_size` (64 TiB) fail with EFBIG: truncate and direct
-/// writes at once; a buffered (writeback-cached) write when it is flushed, i.e. at fsync
-/// at the latest.
+/// Writes and truncates beyond `engine.max_file_size` (64 TiB) fail with EFBIG at once.
 #[test]
 fn efbig_beyond_max_file_size() {
     let m = Mount::new("efbig");
@@ -906,7 +904,13 @@ fn efbig_beyond_max_file_size() {
     f.set_len(max).unwrap();
     assert_eq!(f.metadata().unwrap().len(), max);
     f.set_len(0).unwrap();
+    assert_eq!(errno_of(f.write_at(b"x", max)), libc::EFBIG);
+    assert_eq!(errno_of(f.write_at(&[1u8; 8192], max - 4096)), libc::EFBIG);
+    f.write_at(b"y", max - 1).unwrap();
+    assert_eq!(f.metadata().unwrap().len(), max);
+    f.sync_all().unwrap();
     drop(f);
+    assert_eq!(fs::metadata(&p).unwrap().len(), max);
 
     let d = OpenOptions::new()
         .write(true)
@@ -917,13 +921,56 @@ fn efbig_beyond_max_file_size() {
     d.write_at(&[2u8; 4096], max - 4096).unwrap();
     drop(d);
     assert_eq!(fs::metadata(&p).unwrap().len(), max);
+    let mut tail = [0u8; 4096];
+    File::open(&p)
+        .unwrap()
+        .read_exact_at(&mut tail, max - 4096)
+        .unwrap();
+    assert_eq!(tail, [2u8; 4096]);
+}
 
-    let q = m.join("g");
+/// With `fuse.writeback_cache = true` (for volumes used by one client) the kernel
+/// buffers writes in its page cache: data, size, lseek and EFBIG still behave (EFBIG
+/// then comes from the writeback, at fsync at the latest).
+#[test]
+fn writeback_cache_single_client() {
+    let m = Mount::new_with_env("wbcache", &[("RINGFS_FUSE_WRITEBACK_CACHE", "true")]);
+    overwrites(&m, 0, 5, 800);
+
+    // lseek on a file whose data is still in the kernel's dirty pages.
+    let p = m.join("seek");
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&p)
+        .unwrap();
+    f.write_all_at(&[9u8; 10_000], 0).unwrap();
+    assert_eq!(f.metadata().unwrap().len(), 10_000);
+    assert_eq!(lseek(&f, 0, libc::SEEK_DATA).unwrap(), 0);
+    assert_eq!(lseek(&f, 0, libc::SEEK_HOLE).unwrap(), 10_000);
+    assert_eq!(errno_of(lseek(&f, 10_000, libc::SEEK_DATA)), libc::ENXIO);
+    drop(f);
+
+    // Truncate down and up again with dirty pages around.
+    let f = OpenOptions::new().read(true).write(true).open(&p).unwrap();
+    f.write_all_at(&[7u8; 5000], 5000).unwrap();
+    f.set_len(100).unwrap();
+    f.set_len(20_000).unwrap();
+    let mut got = vec![0xffu8; 20_000];
+    f.read_exact_at(&mut got, 0).unwrap();
+    assert_eq!(&got[..100], &[9u8; 100]);
+    assert!(got[100..].iter().all(|b| *b == 0));
+    drop(f);
+    assert_eq!(fs::metadata(&p).unwrap().len(), 20_000);
+
+    let max: u64 = 64 << 40;
     let f = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
-        .open(&q)
+        .open(m.join("big"))
         .unwrap();
     let write = f.write_at(b"x", max + 4096);
     let synced = f.sync_all();
@@ -1300,10 +1347,7 @@ fn writes_across_block_and_chunk_boundaries() {
             let mut got = vec![0u8; data.len() + 20];
             let n = f.read_at(&mut got, at - 10).unwrap();
             assert!(n >= data.len() + 10, "{when}: short read at {at}");
-            assert!(
-                &got[10..10 + data.len()] == &data[..],
-                "{when}: data at {at}"
-            );
+            assert!(got[10..10 + data.len()] == data[..], "{when}: data at {at}");
         }
     };
     check(&f, "before fsync");
@@ -1567,24 +1611,13 @@ fn persistence_across_remount() {
 
 // ---- 5. two mounts of one volume ------------------------------------------------------
 
-/// With the default configuration (`fuse.writeback_cache = true`).
+/// Two mounts (two processes) of one volume, default configuration (the kernel's
+/// writeback cache off): what one writes and closes, the other reads after opening;
+/// renames and deletes show up after the kernel's entry TTL.
 #[test]
 fn two_mounts_close_to_open() {
-    two_mounts(&[]);
-}
-
-/// The same with the kernel's writeback cache off: the kernel then takes file sizes
-/// from the engine (with the writeback cache it trusts its own cached size forever).
-#[test]
-fn two_mounts_close_to_open_without_writeback_cache() {
-    two_mounts(&[("RINGFS_FUSE_WRITEBACK_CACHE", "false")]);
-}
-
-/// Two mounts (two processes) of one volume: what one writes and closes, the other
-/// reads after opening; renames and deletes show up after the kernel's entry TTL.
-fn two_mounts(env: &[(&str, &str)]) {
-    let a = Mount::new_with_env("twomounts", env);
-    let b = Mount::attach_with_env(&a.volume, env);
+    let a = Mount::new("twomounts");
+    let b = Mount::attach(&a.volume);
     assert_ne!(a.pid(), b.pid());
     let mut rng = Rng::new(21);
 

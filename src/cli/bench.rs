@@ -96,7 +96,8 @@ impl PhaseResult {
 
 pub fn run(args: BenchArgs) -> Result<()> {
     let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
-    let meta = fs::metadata(&dir).with_context(|| format!("benchmark directory {}", dir.display()))?;
+    let meta =
+        fs::metadata(&dir).with_context(|| format!("benchmark directory {}", dir.display()))?;
     if !meta.is_dir() {
         bail!("{} is not a directory", dir.display());
     }
@@ -107,14 +108,27 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if block == 0 || block > 256 << 20 {
         bail!("--block-size must be between 1 byte and 256MiB");
     }
-    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    let work = dir.join(format!(".ringfs-bench-{}-{}", std::process::id(), stamp % 1_000_000_000));
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let work = dir.join(format!(
+        ".ringfs-bench-{}-{}",
+        std::process::id(),
+        stamp % 1_000_000_000
+    ));
     fs::create_dir(&work).with_context(|| format!("cannot create {}", work.display()))?;
     for t in 0..args.threads {
-        fs::create_dir(work.join(format!("t{t}"))).with_context(|| format!("cannot create a directory in {}", work.display()))?;
+        fs::create_dir(work.join(format!("t{t}")))
+            .with_context(|| format!("cannot create a directory in {}", work.display()))?;
     }
 
-    let mut bench = Bench { args: &args, work: work.clone(), drop_note: None, data: pattern(block as usize) };
+    let mut bench = Bench {
+        args: &args,
+        work: work.clone(),
+        drop_note: None,
+        data: pattern(block as usize),
+    };
     let result = bench.all();
     if !args.keep {
         if let Err(e) = fs::remove_dir_all(&work) {
@@ -125,7 +139,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     let phases = result?;
     if args.json {
-        println!("{}", to_json(&args, &dir, &phases, bench.drop_note.as_deref()));
+        println!(
+            "{}",
+            to_json(&args, &dir, &phases, bench.drop_note.as_deref())
+        );
     } else {
         print_table(&args, &dir, &phases, bench.drop_note.as_deref());
     }
@@ -149,14 +166,34 @@ impl Bench<'_> {
         let small = a.small_file_size.bytes();
         let n = a.small_file_count;
         if big > 0 {
-            out.push(self.phase("Write big file", "block", big.div_ceil(a.block_size.bytes()), big, |b, t, pb| b.write_big(t, pb))?);
+            out.push(self.phase(
+                "Write big file",
+                "block",
+                big.div_ceil(a.block_size.bytes()),
+                big,
+                |b, t, pb| b.write_big(t, pb),
+            )?);
             self.drop_caches();
-            out.push(self.phase("Read big file", "block", big.div_ceil(a.block_size.bytes()), big, |b, t, pb| b.read_big(t, pb))?);
+            out.push(self.phase(
+                "Read big file",
+                "block",
+                big.div_ceil(a.block_size.bytes()),
+                big,
+                |b, t, pb| b.read_big(t, pb),
+            )?);
         }
         if n > 0 {
-            out.push(self.phase("Write small file", "file", n, n * small, |b, t, pb| b.write_small(t, pb))?);
+            out.push(
+                self.phase("Write small file", "file", n, n * small, |b, t, pb| {
+                    b.write_small(t, pb)
+                })?,
+            );
             self.drop_caches();
-            out.push(self.phase("Read small file", "file", n, n * small, |b, t, pb| b.read_small(t, pb))?);
+            out.push(
+                self.phase("Read small file", "file", n, n * small, |b, t, pb| {
+                    b.read_small(t, pb)
+                })?,
+            );
             self.drop_caches();
             out.push(self.phase("Stat file", "file", n, 0, |b, t, pb| b.stat_small(t, pb))?);
         }
@@ -165,7 +202,14 @@ impl Bench<'_> {
 
     /// Runs `f` on every thread (ops_per_thread operations, bytes_per_thread bytes each)
     /// behind one progress bar; `f` returns each operation's duration.
-    fn phase<F>(&self, name: &'static str, unit: &'static str, ops_per_thread: u64, bytes_per_thread: u64, f: F) -> Result<PhaseResult>
+    fn phase<F>(
+        &self,
+        name: &'static str,
+        unit: &'static str,
+        ops_per_thread: u64,
+        bytes_per_thread: u64,
+        f: F,
+    ) -> Result<PhaseResult>
     where
         F: Fn(&Self, usize, &ProgressBar) -> Result<Vec<Duration>> + Sync,
     {
@@ -188,7 +232,13 @@ impl Bench<'_> {
                     s.spawn(move || f(self, t, &pb))
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a benchmark thread panicked")))).collect()
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a benchmark thread panicked")))
+                })
+                .collect()
         });
         let wall = start.elapsed();
         pb.finish();
@@ -197,7 +247,14 @@ impl Bench<'_> {
             lat.extend(r.with_context(|| format!("{} failed", name.to_lowercase()))?);
         }
         lat.sort_unstable();
-        Ok(PhaseResult { name, unit, ops: total_ops, bytes: bytes_per_thread * threads as u64, wall, lat })
+        Ok(PhaseResult {
+            name,
+            unit,
+            ops: total_ops,
+            bytes: bytes_per_thread * threads as u64,
+            wall,
+            lat,
+        })
     }
 
     fn big_path(&self, t: usize) -> PathBuf {
@@ -205,7 +262,9 @@ impl Bench<'_> {
     }
 
     fn small_path(&self, t: usize, i: u64) -> PathBuf {
-        self.work.join(format!("t{t}")).join(format!("small-{i:06}"))
+        self.work
+            .join(format!("t{t}"))
+            .join(format!("small-{i:06}"))
     }
 
     fn write_big(&self, t: usize, pb: &ProgressBar) -> Result<Vec<Duration>> {
@@ -218,10 +277,12 @@ impl Bench<'_> {
         while done < size {
             let n = block.min(size - done) as usize;
             let t0 = Instant::now();
-            f.write_all(&self.data[..n]).with_context(|| format!("write {}", path.display()))?;
+            f.write_all(&self.data[..n])
+                .with_context(|| format!("write {}", path.display()))?;
             done += n as u64;
             if done == size {
-                f.sync_all().with_context(|| format!("fsync {}", path.display()))?;
+                f.sync_all()
+                    .with_context(|| format!("fsync {}", path.display()))?;
             }
             lat.push(t0.elapsed());
             pb.inc(1);
@@ -246,7 +307,8 @@ impl Bench<'_> {
         let mut done = 0u64;
         loop {
             let t0 = Instant::now();
-            let n = read_full(&mut f, &mut buf).with_context(|| format!("read {}", path.display()))?;
+            let n =
+                read_full(&mut f, &mut buf).with_context(|| format!("read {}", path.display()))?;
             if n == 0 {
                 break;
             }
@@ -267,11 +329,17 @@ impl Bench<'_> {
         for i in 0..self.args.small_file_count {
             let path = self.small_path(t, i);
             let t0 = Instant::now();
-            let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&path).with_context(|| format!("create {}", path.display()))?;
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)
+                .with_context(|| format!("create {}", path.display()))?;
             let mut done = 0u64;
             while done < size {
                 let n = block.min(size - done) as usize;
-                f.write_all(&self.data[..n]).with_context(|| format!("write {}", path.display()))?;
+                f.write_all(&self.data[..n])
+                    .with_context(|| format!("write {}", path.display()))?;
                 done += n as u64;
             }
             drop(f);
@@ -291,7 +359,8 @@ impl Bench<'_> {
             let mut f = File::open(&path).with_context(|| format!("open {}", path.display()))?;
             let mut done = 0u64;
             loop {
-                let n = read_full(&mut f, &mut buf).with_context(|| format!("read {}", path.display()))?;
+                let n = read_full(&mut f, &mut buf)
+                    .with_context(|| format!("read {}", path.display()))?;
                 if n == 0 {
                     break;
                 }
@@ -323,7 +392,9 @@ impl Bench<'_> {
     /// cannot (not root), so the summary can say so.
     fn drop_caches(&mut self) {
         if self.args.no_drop_caches {
-            self.drop_note.get_or_insert_with(|| "--no-drop-caches: reads and stats may be served by the kernel's caches".into());
+            self.drop_note.get_or_insert_with(|| {
+                "--no-drop-caches: reads and stats may be served by the kernel's caches".into()
+            });
             return;
         }
         // SAFETY: sync(2) has no arguments and cannot fail.
@@ -376,13 +447,23 @@ fn describe(args: &BenchArgs, dir: &Path) -> String {
 
 fn print_table(args: &BenchArgs, dir: &Path, phases: &[PhaseResult], note: Option<&str>) {
     println!("Benchmark: {}", describe(args, dir));
-    let head = ["ITEM", "THROUGHPUT", "OPS/S", "LATENCY MEAN", "LATENCY P99", "OPS", "TIME"];
+    let head = [
+        "ITEM",
+        "THROUGHPUT",
+        "OPS/S",
+        "LATENCY MEAN",
+        "LATENCY P99",
+        "OPS",
+        "TIME",
+    ];
     let rows: Vec<[String; 7]> = phases
         .iter()
         .map(|p| {
             [
                 p.name.to_string(),
-                p.mib_per_s().map(|v| format!("{v:.2} MiB/s")).unwrap_or_else(|| "-".into()),
+                p.mib_per_s()
+                    .map(|v| format!("{v:.2} MiB/s"))
+                    .unwrap_or_else(|| "-".into()),
                 format!("{:.1} {}s/s", p.ops_per_s(), p.unit),
                 format!("{:.2} ms/{}", p.mean_ms(), p.unit),
                 format!("{:.2} ms/{}", p.p99_ms(), p.unit),
@@ -397,12 +478,24 @@ fn print_table(args: &BenchArgs, dir: &Path, phases: &[PhaseResult], note: Optio
             w[i] = w[i].max(c.chars().count());
         }
     }
-    let sep = format!("+{}+", w.iter().map(|n| "-".repeat(n + 2)).collect::<Vec<_>>().join("+"));
+    let sep = format!(
+        "+{}+",
+        w.iter()
+            .map(|n| "-".repeat(n + 2))
+            .collect::<Vec<_>>()
+            .join("+")
+    );
     let line = |cells: &[String]| {
         let parts: Vec<String> = cells
             .iter()
             .enumerate()
-            .map(|(i, c)| if i == 0 { format!(" {c:<width$} ", width = w[i]) } else { format!(" {c:>width$} ", width = w[i]) })
+            .map(|(i, c)| {
+                if i == 0 {
+                    format!(" {c:<width$} ", width = w[i])
+                } else {
+                    format!(" {c:>width$} ", width = w[i])
+                }
+            })
             .collect();
         format!("|{}|", parts.join("|"))
     };
@@ -471,7 +564,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ringfs-bench-test-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         run(args(&dir)).unwrap();
-        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0, "the work directory is removed");
+        assert_eq!(
+            fs::read_dir(&dir).unwrap().count(),
+            0,
+            "the work directory is removed"
+        );
         fs::remove_dir(&dir).unwrap();
     }
 
@@ -483,10 +580,24 @@ mod tests {
         let work = dir.join("w");
         fs::create_dir_all(work.join("t0")).unwrap();
         fs::create_dir_all(work.join("t1")).unwrap();
-        let mut b = Bench { args: &a, work: work.clone(), drop_note: None, data: pattern(a.block_size.as_usize()) };
+        let mut b = Bench {
+            args: &a,
+            work: work.clone(),
+            drop_note: None,
+            data: pattern(a.block_size.as_usize()),
+        };
         let phases = b.all().unwrap();
         let names: Vec<_> = phases.iter().map(|p| p.name).collect();
-        assert_eq!(names, ["Write big file", "Read big file", "Write small file", "Read small file", "Stat file"]);
+        assert_eq!(
+            names,
+            [
+                "Write big file",
+                "Read big file",
+                "Write small file",
+                "Read small file",
+                "Stat file"
+            ]
+        );
         // 300 KiB in 64 KiB blocks: 5 blocks per thread (the last one short)
         assert_eq!(phases[0].ops, 10);
         assert_eq!(phases[0].lat.len(), 10);

@@ -30,6 +30,10 @@ pub fn run(cfg: Config, args: MountArgs) -> Result<()> {
     if !meta.is_dir() {
         bail!("mount point {} is not a directory", mp.display());
     }
+    // As root, mount(2) would stack a second mount on top: refuse a busy mount point.
+    if is_mounted(&mp) {
+        bail!("mount point {} is busy: already mounted", mp.display());
+    }
     if args.background {
         return run_background(&args);
     }
