@@ -92,8 +92,24 @@ pub async fn connect_etcd(cfg: &Config) -> Result<Arc<dyn KvStore>, SetupError> 
 /// A Swift client that has authenticated once (so bad credentials fail here, clearly).
 pub async fn connect_swift(cfg: &Config) -> Result<SwiftClient, SetupError> {
     let client = SwiftClient::new(swift_config(cfg)).map_err(|e| SetupError::Swift(e.to_string()))?;
-    client.authenticate().await.map_err(|e| SetupError::Swift(e.to_string()))?;
-    Ok(client)
+    // A proxy or Keystone that is briefly overloaded (5xx) gets a few more tries; wrong
+    // credentials (401/403) fail at once.
+    let mut attempt = 0;
+    loop {
+        match client.authenticate().await {
+            Ok(()) => return Ok(client),
+            Err(e) => {
+                let msg = e.to_string();
+                let credentials = msg.contains("401") || msg.contains("403");
+                attempt += 1;
+                if credentials || attempt >= 5 {
+                    return Err(SetupError::Swift(msg));
+                }
+                tracing::warn!(error = %msg, attempt, "Swift authentication failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(500 * attempt)).await;
+            }
+        }
+    }
 }
 
 pub fn keys_for(cfg: &Config, volume: &str) -> Result<Keys, SetupError> {

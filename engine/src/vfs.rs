@@ -816,10 +816,13 @@ impl Worker {
             return Err(errno(libc::EINVAL, "negative offset"));
         }
         let off = offset as u64;
-        let end = off.checked_add(data.len() as u64).ok_or_else(|| errno(libc::EFBIG, "offset overflow"))?;
-        if end > self.shared.max_file_size {
+        let max = self.shared.max_file_size;
+        if off >= max {
             return Err(errno(libc::EFBIG, "write beyond the maximum file size"));
         }
+        // Like write(2) on a local file: the part below the maximum is written (a short
+        // write); the caller's next write, at the maximum, gets EFBIG.
+        let data = if data.len() as u64 > max - off { data.slice(..(max - off) as usize) } else { data };
         if self.handles.borrow().get(&fh).map(|h| h.ino) != Some(ino) {
             return Err(errno(libc::EBADF, "unknown file handle"));
         }
