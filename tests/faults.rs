@@ -10,15 +10,18 @@
 //! | `b_etcd_leader_killed_mid_renames` | the etcd leader SIGKILLed during 4 rename loops | every rename applied once or not at all, no error |
 //! | `c_etcd_quorum_lost` | two of three members SIGKILLed (op_timeout 5 s) | EIO after ~op_timeout, no hung syscall, no corruption, resumes |
 //! | `d_swift_object_server_killed` | object1 SIGKILLed, restarted | no error |
-//! | `e_swift_proxy_restarted` | the proxy SIGKILLed and started again | no error |
-//! | `f_mount_with_dead_etcd_endpoint` | mount with a dead endpoint first in the list, and with a member down | mounts, works, warns naming it |
-//! | `g_keystone_short_token_ttl` | tokens live 20 s; 60 s of writes | no failed request |
+//! | `e_swift_proxy_restarted` | the proxy SIGKILLed and started again | no error (fails with the default `swift.retries`: see `E_HINT`) |
+//! | `f_mount_with_dead_etcd_endpoint` | mount with a dead endpoint first in the list, and with a member down | mounts, works, a WARN names it |
+//! | `g_keystone_short_token_ttl` | tokens live 20 s; 60 s of small-file writes plus a thread streaming 128 MiB files | no failed request at the proxy, ≥ 3 tokens obtained (fails today: see `G_HINT`) |
 //!
 //! After every case, every fsync'd byte is verified by checksum and the tree invariants are
 //! checked (every entry resolves with the inode readdir gave, link counts match, `..` is the
-//! parent), both in the workload's mount and in a fresh mount (a new process, no cache).
-//! Every syscall is bounded: a watchdog fails the test when one is stuck (and aborts the
-//! FUSE connection so that the test can still clean up).
+//! parent): first in a fresh mount (a new process, no cache), which resolves the outcome of
+//! every failed operation (a failed rename: in exactly one of its two places; a failed create
+//! or unlink: there or not), then in the workload's mount, which must agree. Every syscall is
+//! bounded: a watchdog fails the test when one is stuck (and aborts the FUSE connection so
+//! that the test can still clean up). External commands run through a helper process that
+//! holds no file of the mount (see [`Spawner`]).
 //!
 //! The tests are `#[ignore]`d (they take minutes and kill service processes); run them with
 //! `scripts/faults.sh` or:
@@ -975,13 +978,20 @@ impl Workload {
     }
 
     /// Stops the workers (each finishes its current step) and returns their models.
+    /// Fails when one syscall takes longer than `limit` (or stopping takes 3 × `limit`).
     fn stop(self, limit: Duration) -> Result<(Vec<Model>, Arc<Stats>), String> {
         self.stop.store(true, Ordering::Relaxed);
-        let deadline = Instant::now() + limit;
+        let deadline = Instant::now() + 3 * limit;
         while self.handles.iter().any(|h| !h.is_finished()) {
+            let stuck = self.stuck();
+            if let Some((t, w)) = &stuck {
+                if *t > limit {
+                    return Err(format!("HUNG: syscall `{w}` has not returned after {} (while stopping the workload)", secs(*t)));
+                }
+            }
             if Instant::now() > deadline {
-                let what = self.stuck().map(|(t, w)| format!("`{w}` for {}", secs(t))).unwrap_or_default();
-                return Err(format!("HUNG: the workload did not stop within {} ({what})", secs(limit)));
+                let what = stuck.map(|(t, w)| format!("`{w}` for {}", secs(t))).unwrap_or_default();
+                return Err(format!("the workload did not stop within {} ({what})", secs(3 * limit)));
             }
             thread::sleep(Duration::from_millis(50));
         }

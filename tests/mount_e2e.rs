@@ -1072,8 +1072,30 @@ fn sequential_1gib_write_then_read() {
         rate(t_read),
         t_read.as_secs_f64(),
     );
-    // Give the space back (the deleter removes the objects before the unmount returns).
+    // Give the space back: the mount's background deleter removes the objects (an
+    // unmount only waits for it briefly, and nothing mounts a test volume again).
     fs::remove_file(&p).unwrap();
+    let t = Instant::now();
+    assert!(
+        eventually(Duration::from_secs(300), || status(&m.volume)
+            .contains("pending deletions: 0")),
+        "the deleted file's objects are still pending deletion after {:?}: {}",
+        t.elapsed(),
+        status(&m.volume)
+    );
+}
+
+/// `ringfs status` of a volume (stdout; panics if it fails).
+fn status(volume: &str) -> String {
+    let conf = test_conf();
+    let o = ringfs([
+        OsStr::new("status"),
+        OsStr::new("-c"),
+        conf.as_os_str(),
+        OsStr::new(volume),
+    ]);
+    assert!(o.status.success(), "ringfs status: {}", text(&o.stderr));
+    text(&o.stdout)
 }
 
 #[test]
@@ -1516,15 +1538,7 @@ fn open_unlinked_file_stays_usable_until_close() {
     assert_eq!(fs::read(&p).unwrap(), b"new");
     // After the close and the unmount the inode is gone for good.
     m.unmount();
-    let conf = test_conf();
-    let o = ringfs([
-        OsStr::new("status"),
-        OsStr::new("-c"),
-        conf.as_os_str(),
-        OsStr::new(&m.volume),
-    ]);
-    let out = text(&o.stdout);
-    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = status(&m.volume);
     assert!(out.contains("pending deletions: 0"), "{out}");
     assert!(
         out.contains("inodes:        2"),
