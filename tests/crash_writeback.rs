@@ -17,15 +17,30 @@ fn conf() -> PathBuf {
         return PathBuf::from(p);
     }
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("bash").arg(repo.join("scripts/services.sh")).arg("up").output().expect("services.sh");
-    assert!(out.status.success(), "services.sh up: {}", String::from_utf8_lossy(&out.stderr));
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).lines().last().unwrap().trim())
+    let out = Command::new("bash")
+        .arg(repo.join("scripts/services.sh"))
+        .arg("up")
+        .output()
+        .expect("services.sh");
+    assert!(
+        out.status.success(),
+        "services.sh up: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap()
+            .trim(),
+    )
 }
 
 fn is_mounted(mp: &Path) -> bool {
     let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let want = mp.display().to_string();
-    text.lines().any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+    text.lines()
+        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
 }
 
 struct Env {
@@ -37,7 +52,9 @@ struct Env {
 impl Env {
     fn cmd(&self) -> Command {
         let mut c = Command::new(bin());
-        c.env("RINGFS_CACHE_WRITEBACK", "true").env("RINGFS_CACHE_DIR", &self.cache).env("RINGFS_LOG", "warn");
+        c.env("RINGFS_CACHE_WRITEBACK", "true")
+            .env("RINGFS_CACHE_DIR", &self.cache)
+            .env("RINGFS_LOG", "warn");
         c
     }
 
@@ -54,7 +71,10 @@ impl Env {
             .expect("start mount");
         let t = Instant::now();
         while !is_mounted(mp) {
-            assert!(t.elapsed() < Duration::from_secs(60), "mount did not come up");
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "mount did not come up"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         child
@@ -65,7 +85,10 @@ impl Env {
         if let Ok(rd) = std::fs::read_dir(&self.cache) {
             for vol in rd.flatten() {
                 if let Ok(st) = std::fs::read_dir(vol.path().join("staging")) {
-                    n += st.flatten().filter(|e| !e.file_name().to_string_lossy().contains(".tmp")).count();
+                    n += st
+                        .flatten()
+                        .filter(|e| !e.file_name().to_string_lossy().contains(".tmp"))
+                        .count();
                 }
             }
         }
@@ -86,13 +109,33 @@ fn fill(seed: u64, buf: &mut [u8]) {
 
 #[test]
 fn kill_9_during_fsync_loop_loses_no_fsynced_byte() {
-    let cycles: usize = std::env::var("CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    let cycles: usize = std::env::var("CRASH_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
     let tmp = std::env::temp_dir().join(format!("ringfs-crash-{}", uuid::Uuid::new_v4().simple()));
     let mp = tmp.join("mnt");
     std::fs::create_dir_all(&mp).unwrap();
-    let env = Env { conf: conf(), cache: tmp.join("cache"), volume: format!("t-crash-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]) };
-    let out = env.cmd().args(["format", "-c"]).arg(&env.conf).arg(&env.volume).output().unwrap();
-    assert!(out.status.success(), "format: {}", String::from_utf8_lossy(&out.stderr));
+    let env = Env {
+        conf: conf(),
+        cache: tmp.join("cache"),
+        volume: format!(
+            "t-crash-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        ),
+    };
+    let out = env
+        .cmd()
+        .args(["format", "-c"])
+        .arg(&env.conf)
+        .arg(&env.volume)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "format: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // (file name, bytes durable per fsync, seed)
     let mut durable: Vec<(String, u64, u64)> = Vec::new();
@@ -100,9 +143,13 @@ fn kill_9_during_fsync_loop_loses_no_fsynced_byte() {
         let mut child = env.mount(&mp);
         // Everything fsync'd before earlier crashes is intact.
         for (name, len, seed) in &durable {
-            let mut f = std::fs::File::open(mp.join(name)).unwrap_or_else(|e| panic!("cycle {cycle}: open {name}: {e}"));
+            let mut f = std::fs::File::open(mp.join(name))
+                .unwrap_or_else(|e| panic!("cycle {cycle}: open {name}: {e}"));
             let size = f.metadata().unwrap().len();
-            assert!(size >= *len, "cycle {cycle}: {name} has {size} bytes, {len} were fsync'd");
+            assert!(
+                size >= *len,
+                "cycle {cycle}: {name} has {size} bytes, {len} were fsync'd"
+            );
             let mut got = vec![0u8; *len as usize];
             f.read_exact(&mut got).unwrap();
             let mut want = vec![0u8; *len as usize];
@@ -123,7 +170,11 @@ fn kill_9_during_fsync_loop_loses_no_fsynced_byte() {
             unsafe { libc::kill(pid as i32, libc::SIGKILL) };
         });
         let mut synced = 0u64;
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).write(true).open(mp.join(&name)) {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .open(mp.join(&name))
+        {
             let mut off = 0usize;
             while off < total {
                 let n = (1 << 20).min(total - off);
@@ -161,6 +212,10 @@ fn kill_9_during_fsync_loop_loses_no_fsynced_byte() {
     assert!(st.success(), "clean unmount");
     let _ = child.wait();
     assert_eq!(env.staged(), 0, "staging drained at unmount");
-    eprintln!("{} crash cycles, {} files with fsync'd data verified", cycles, durable.len());
+    eprintln!(
+        "{} crash cycles, {} files with fsync'd data verified",
+        cycles,
+        durable.len()
+    );
     let _ = std::fs::remove_dir_all(&tmp);
 }

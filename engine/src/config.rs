@@ -279,7 +279,7 @@ impl Default for SwiftConfig {
             container_prefix: "ringfs-".to_owned(),
             max_connections: 64,
             max_in_flight: 32,
-            retries: 5,
+            retries: 8,
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(60),
             verify_md5: true,

@@ -22,6 +22,6 @@ pub mod data;
 pub mod io;
 pub mod layout;
 pub mod meta;
+pub mod setup;
 pub mod vfs;
 pub mod worker;
-pub mod setup;

@@ -45,7 +45,10 @@ pub fn runner_options(cfg: &Config) -> RunnerOptions {
     RunnerOptions {
         group_commit: true,
         batch_window: e.batch_window.0,
-        limits: TxnLimits { max_ops: e.batch_max_ops as usize, max_bytes: e.batch_max_bytes.0 as usize },
+        limits: TxnLimits {
+            max_ops: e.batch_max_ops as usize,
+            max_bytes: e.batch_max_bytes.0 as usize,
+        },
         max_retries: e.max_retries,
         op_timeout: e.op_timeout.0,
         ..Default::default()
@@ -69,9 +72,12 @@ pub fn swift_config(cfg: &Config) -> SwiftConfig {
             project_domain: s.project_domain.clone(),
             region: (!s.region.is_empty()).then(|| s.region.clone()),
             interface: s.interface.as_str().to_string(),
-            application_credential: s
-                .uses_application_credential()
-                .then(|| (s.application_credential_id.clone(), s.application_credential_secret.expose().to_string())),
+            application_credential: s.uses_application_credential().then(|| {
+                (
+                    s.application_credential_id.clone(),
+                    s.application_credential_secret.expose().to_string(),
+                )
+            }),
         },
     };
     let mut c = SwiftConfig::new(auth);
@@ -85,13 +91,16 @@ pub fn swift_config(cfg: &Config) -> SwiftConfig {
 }
 
 pub async fn connect_etcd(cfg: &Config) -> Result<Arc<dyn KvStore>, SetupError> {
-    let kv = EtcdKv::connect(&etcd_options(cfg)).await.map_err(|e| SetupError::Etcd(e.to_string()))?;
+    let kv = EtcdKv::connect(&etcd_options(cfg))
+        .await
+        .map_err(|e| SetupError::Etcd(e.to_string()))?;
     Ok(Arc::new(kv))
 }
 
 /// A Swift client that has authenticated once (so bad credentials fail here, clearly).
 pub async fn connect_swift(cfg: &Config) -> Result<SwiftClient, SetupError> {
-    let client = SwiftClient::new(swift_config(cfg)).map_err(|e| SetupError::Swift(e.to_string()))?;
+    let client =
+        SwiftClient::new(swift_config(cfg)).map_err(|e| SetupError::Swift(e.to_string()))?;
     // A proxy or Keystone that is briefly overloaded (5xx) gets a few more tries; wrong
     // credentials (401/403) fail at once.
     let mut attempt = 0;
@@ -139,7 +148,10 @@ pub async fn format_volume(
     }
     let swift = connect_swift(cfg).await?;
     let container = cfg.swift.container_for(volume);
-    swift.create_container(&container).await.map_err(|e| SetupError::Swift(e.to_string()))?;
+    swift
+        .create_container(&container)
+        .await
+        .map_err(|e| SetupError::Swift(e.to_string()))?;
     let record = VolumeRecord {
         name: volume.to_string(),
         uuid: uuid::Uuid::new_v4().to_string(),
@@ -158,11 +170,18 @@ pub async fn format_volume(
 }
 
 /// Opens a formatted volume: metadata session and the block store.
-pub async fn open_volume(cfg: &Config, volume: &str) -> Result<(Arc<Meta>, Arc<SwiftStore>), SetupError> {
+pub async fn open_volume(
+    cfg: &Config,
+    volume: &str,
+) -> Result<(Arc<Meta>, Arc<SwiftStore>), SetupError> {
     let keys = keys_for(cfg, volume)?;
     let kv = connect_etcd(cfg).await?;
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let info = format!("{{\"host\":\"{}\",\"pid\":{}}}", host.trim(), std::process::id());
+    let info = format!(
+        "{{\"host\":\"{}\",\"pid\":{}}}",
+        host.trim(),
+        std::process::id()
+    );
     let meta = Meta::open(kv, keys, runner_options(cfg), &info).await?;
     let swift = connect_swift(cfg).await?;
     let store = SwiftStore::new(swift, meta.volume().container.clone());

@@ -23,8 +23,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-pub use crate::meta::{Attr, FileKind, Ino, Timestamp};
 pub use crate::meta::ops::TimeSet;
+pub use crate::meta::{Attr, FileKind, Ino, Timestamp};
 
 /// Who sent a request.
 #[derive(Clone, Copy, Debug, Default)]
@@ -86,7 +86,10 @@ pub struct FsError {
 
 impl FsError {
     pub fn new(errno: i32, msg: impl Into<String>) -> Self {
-        FsError { errno, msg: msg.into() }
+        FsError {
+            errno,
+            msg: msg.into(),
+        }
     }
 
     pub fn errno(&self) -> i32 {
@@ -96,14 +99,20 @@ impl FsError {
 
 impl From<MetaError> for FsError {
     fn from(e: MetaError) -> Self {
-        FsError { errno: e.errno(), msg: e.to_string() }
+        FsError {
+            errno: e.errno(),
+            msg: e.to_string(),
+        }
     }
 }
 
 impl From<SwiftError> for FsError {
     fn from(e: SwiftError) -> Self {
         tracing::warn!(error = %e, "object store error");
-        FsError { errno: libc::EIO, msg: e.to_string() }
+        FsError {
+            errno: libc::EIO,
+            msg: e.to_string(),
+        }
     }
 }
 
@@ -243,7 +252,11 @@ impl Engine {
             store,
             block_size: rec.block_size,
             chunk_size: rec.chunk_size,
-            max_file_size: cfg.engine.max_file_size.0.min(rec.chunk_size * u32::MAX as u64),
+            max_file_size: cfg
+                .engine
+                .max_file_size
+                .0
+                .min(rec.chunk_size * u32::MAX as u64),
             write_buffer: cfg.engine.write_buffer.0 as usize,
             readahead: cfg.engine.readahead.0,
             prefetch: cfg.engine.prefetch.0,
@@ -264,7 +277,9 @@ impl Engine {
             crate::config::IoEngine::Psync => Some(false),
         };
         let s2 = shared.clone();
-        let pool = Pool::start(workers, want_uring, move |index, io| Worker::new(index, io, s2.clone()))?;
+        let pool = Pool::start(workers, want_uring, move |index, io| {
+            Worker::new(index, io, s2.clone())
+        })?;
         let _ = shared.pool.set(Arc::downgrade(&pool));
         tracing::info!(workers = pool.workers(), io = ?pool.io_mode, writeback = shared.staging.is_some(), "engine started");
         let engine = Arc::new(Engine {
@@ -293,7 +308,8 @@ impl Engine {
         let s = self.shared.clone();
         rt.spawn(async move {
             loop {
-                let _ = tokio::time::timeout(Duration::from_secs(5), s.deleter_wake.notified()).await;
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(5), s.deleter_wake.notified()).await;
                 if let Err(e) = delete_pending(&s).await {
                     tracing::warn!(error = %e, "background deletion failed; will retry");
                 }
@@ -480,8 +496,36 @@ pub struct Worker {
     disk: Rc<dyn crate::io::IoEngine>,
 }
 
+/// Writes a block to the SSD read cache in a local task, if the cache wants it.
+fn admit_to_read_cache(
+    read_cache: Option<Arc<crate::cache::ReadCache>>,
+    disk: Rc<dyn crate::io::IoEngine>,
+    key: &str,
+    data: &Bytes,
+) {
+    if let Some(rc) = read_cache {
+        if rc.wants(data.len() as u64) {
+            let (key, data) = (key.to_string(), data.clone());
+            tokio::task::spawn_local(async move {
+                let path = rc.path_for(&key);
+                if disk
+                    .write_plain(&path, crate::cache::seal(&data))
+                    .await
+                    .is_ok()
+                {
+                    rc.admit(&key, data.len() as u64);
+                    rc.evict();
+                }
+            });
+        }
+    }
+}
+
 fn creds(ctx: &ReqCtx) -> Creds {
-    Creds { uid: ctx.uid, gid: ctx.gid }
+    Creds {
+        uid: ctx.uid,
+        gid: ctx.gid,
+    }
 }
 
 impl Worker {
@@ -516,7 +560,13 @@ impl Worker {
     fn note_size(&self, ino: Ino) {
         let files = self.files.borrow();
         if let Some(f) = files.get(&ino) {
-            let pending = f.buffer.end(self.shared.chunk_size).max(f.flushing.iter().map(|x| x.off + x.data.len() as u64).max().unwrap_or(0));
+            let pending = f.buffer.end(self.shared.chunk_size).max(
+                f.flushing
+                    .iter()
+                    .map(|x| x.off + x.data.len() as u64)
+                    .max()
+                    .unwrap_or(0),
+            );
             let mut d = self.shared.dirty_sizes.lock();
             if pending > f.size {
                 d.insert(ino, pending);
@@ -580,20 +630,51 @@ impl Worker {
         Ok(self.with_local_size(a))
     }
 
-    pub async fn mknod(&self, ctx: &ReqCtx, parent: Ino, name: &[u8], mode: u32, umask: u32, rdev: u32) -> FsResult<Attr> {
+    pub async fn mknod(
+        &self,
+        ctx: &ReqCtx,
+        parent: Ino,
+        name: &[u8],
+        mode: u32,
+        umask: u32,
+        rdev: u32,
+    ) -> FsResult<Attr> {
         let kind = FileKind::from_mode(mode).unwrap_or(FileKind::File);
         if kind == FileKind::Dir || kind == FileKind::Symlink {
             return Err(errno(libc::EINVAL, "mknod of a directory or symlink"));
         }
-        Ok(self.meta().mknod(creds(ctx), parent, name, kind, mode & !umask & 0o7777, rdev).await?)
+        Ok(self
+            .meta()
+            .mknod(creds(ctx), parent, name, kind, mode & !umask & 0o7777, rdev)
+            .await?)
     }
 
-    pub async fn mkdir(&self, ctx: &ReqCtx, parent: Ino, name: &[u8], mode: u32, umask: u32) -> FsResult<Attr> {
-        Ok(self.meta().mknod(creds(ctx), parent, name, FileKind::Dir, mode & !umask & 0o7777, 0).await?)
+    pub async fn mkdir(
+        &self,
+        ctx: &ReqCtx,
+        parent: Ino,
+        name: &[u8],
+        mode: u32,
+        umask: u32,
+    ) -> FsResult<Attr> {
+        Ok(self
+            .meta()
+            .mknod(
+                creds(ctx),
+                parent,
+                name,
+                FileKind::Dir,
+                mode & !umask & 0o7777,
+                0,
+            )
+            .await?)
     }
 
     pub async fn unlink(&self, _ctx: &ReqCtx, parent: Ino, name: &[u8]) -> FsResult<()> {
-        let r = self.meta().unlink(parent, name, self.shared.is_open_fn()).await?;
+        let r = self
+            .meta()
+            .unlink(parent, name, self.shared.is_open_fn())
+            .await?;
         if matches!(r, Unlinked::Deleted(_)) {
             self.shared.deleter_wake.notify_one();
         }
@@ -605,23 +686,56 @@ impl Worker {
         Ok(())
     }
 
-    pub async fn symlink(&self, ctx: &ReqCtx, parent: Ino, name: &[u8], target: &[u8]) -> FsResult<Attr> {
-        Ok(self.meta().symlink(creds(ctx), parent, name, target).await?)
+    pub async fn symlink(
+        &self,
+        ctx: &ReqCtx,
+        parent: Ino,
+        name: &[u8],
+        target: &[u8],
+    ) -> FsResult<Attr> {
+        Ok(self
+            .meta()
+            .symlink(creds(ctx), parent, name, target)
+            .await?)
     }
 
     pub async fn readlink(&self, ino: Ino) -> FsResult<Vec<u8>> {
         Ok(self.meta().readlink(ino).await?)
     }
 
-    pub async fn rename(&self, _ctx: &ReqCtx, parent: Ino, name: &[u8], newparent: Ino, newname: &[u8], flags: u32) -> FsResult<()> {
-        let r = self.meta().rename(parent, name, newparent, newname, flags, self.shared.is_open_fn()).await?;
+    pub async fn rename(
+        &self,
+        _ctx: &ReqCtx,
+        parent: Ino,
+        name: &[u8],
+        newparent: Ino,
+        newname: &[u8],
+        flags: u32,
+    ) -> FsResult<()> {
+        let r = self
+            .meta()
+            .rename(
+                parent,
+                name,
+                newparent,
+                newname,
+                flags,
+                self.shared.is_open_fn(),
+            )
+            .await?;
         if matches!(r, Some(Unlinked::Deleted(_))) {
             self.shared.deleter_wake.notify_one();
         }
         Ok(())
     }
 
-    pub async fn link(&self, _ctx: &ReqCtx, ino: Ino, newparent: Ino, newname: &[u8]) -> FsResult<Attr> {
+    pub async fn link(
+        &self,
+        _ctx: &ReqCtx,
+        ino: Ino,
+        newparent: Ino,
+        newname: &[u8],
+    ) -> FsResult<Attr> {
         Ok(self.with_local_size(self.meta().link(ino, newparent, newname).await?))
     }
 
@@ -644,7 +758,15 @@ impl Worker {
         })
     }
 
-    pub async fn setxattr(&self, _ctx: &ReqCtx, ino: Ino, name: &[u8], value: &[u8], flags: i32, position: u32) -> FsResult<()> {
+    pub async fn setxattr(
+        &self,
+        _ctx: &ReqCtx,
+        ino: Ino,
+        name: &[u8],
+        value: &[u8],
+        flags: i32,
+        position: u32,
+    ) -> FsResult<()> {
         if position != 0 {
             return Err(errno(libc::EINVAL, "xattr position"));
         }
@@ -667,7 +789,10 @@ impl Worker {
     /// `default_permissions` is on).
     pub async fn access(&self, ctx: &ReqCtx, ino: Ino, mask: i32) -> FsResult<()> {
         let a = self.meta().getattr(ino).await?;
-        if mask == libc::F_OK || ctx.uid == 0 && (mask & libc::X_OK == 0 || a.perm & 0o111 != 0 || a.kind == FileKind::Dir) {
+        if mask == libc::F_OK
+            || ctx.uid == 0
+                && (mask & libc::X_OK == 0 || a.perm & 0o111 != 0 || a.kind == FileKind::Dir)
+        {
             return Ok(());
         }
         let bits = if ctx.uid == a.uid {
@@ -692,26 +817,58 @@ impl Worker {
             return Err(errno(libc::ENOTDIR, "opendir"));
         }
         let fh = self.shared.new_fh();
-        self.dirs.borrow_mut().insert(fh, DirHandle { last_page: BTreeMap::new() });
+        self.dirs.borrow_mut().insert(
+            fh,
+            DirHandle {
+                last_page: BTreeMap::new(),
+            },
+        );
         Ok(fh)
     }
 
-    pub async fn readdir(&self, ino: Ino, fh: u64, offset: i64, plus: bool, max_entries: usize) -> FsResult<Vec<DirEntry>> {
+    pub async fn readdir(
+        &self,
+        ino: Ino,
+        fh: u64,
+        offset: i64,
+        plus: bool,
+        max_entries: usize,
+    ) -> FsResult<Vec<DirEntry>> {
         let max_entries = max_entries.clamp(1, 1000);
         let mut out = Vec::new();
         let dir = self.meta().getattr(ino).await?;
         // Cookies: 1 = ".", 2 = "..", then 3, 4, ... in name order.
         if offset < 1 {
-            out.push(DirEntry { ino, name: b".".to_vec(), kind: FileKind::Dir, offset: 1, attr: plus.then(|| dir.clone()) });
+            out.push(DirEntry {
+                ino,
+                name: b".".to_vec(),
+                kind: FileKind::Dir,
+                offset: 1,
+                attr: plus.then(|| dir.clone()),
+            });
         }
         if offset < 2 {
-            let pa = if plus { Some(self.meta().getattr(dir.parent).await?) } else { None };
-            out.push(DirEntry { ino: dir.parent, name: b"..".to_vec(), kind: FileKind::Dir, offset: 2, attr: pa });
+            let pa = if plus {
+                Some(self.meta().getattr(dir.parent).await?)
+            } else {
+                None
+            };
+            out.push(DirEntry {
+                ino: dir.parent,
+                name: b"..".to_vec(),
+                kind: FileKind::Dir,
+                offset: 2,
+                attr: pa,
+            });
         }
         let (mut cookie, after): (i64, Option<Vec<u8>>) = if offset <= 2 {
             (2, None)
         } else {
-            let known = self.dirs.borrow().get(&fh).and_then(|d| d.last_page.get(&offset).cloned());
+            let known = self
+                .dirs
+                .borrow()
+                .get(&fh)
+                .and_then(|d| d.last_page.get(&offset).cloned());
             match known {
                 Some(name) => (offset, Some(name)),
                 None => {
@@ -719,7 +876,10 @@ impl Worker {
                     let mut after: Option<Vec<u8>> = None;
                     let mut c = 2i64;
                     while c < offset {
-                        let page = self.meta().readdir(ino, after.as_deref(), ((offset - c) as usize).min(1000)).await?;
+                        let page = self
+                            .meta()
+                            .readdir(ino, after.as_deref(), ((offset - c) as usize).min(1000))
+                            .await?;
                         if page.is_empty() {
                             return Ok(out);
                         }
@@ -746,7 +906,13 @@ impl Worker {
             if plus && attr.is_none() {
                 continue; // removed between the scan and the attr read
             }
-            out.push(DirEntry { ino: d.ino, name, kind: d.kind, offset: cookie, attr });
+            out.push(DirEntry {
+                ino: d.ino,
+                name,
+                kind: d.kind,
+                offset: cookie,
+                attr,
+            });
         }
         if let Some(h) = self.dirs.borrow_mut().get_mut(&fh) {
             h.last_page = last_page;
@@ -785,17 +951,46 @@ impl Worker {
             _ => {}
         }
         let fh = self.register_open(ino, a.size);
-        Ok(OpenReply { fh, direct_io: false, keep_cache: false })
+        Ok(OpenReply {
+            fh,
+            direct_io: false,
+            keep_cache: false,
+        })
     }
 
-    pub async fn create(&self, ctx: &ReqCtx, parent: Ino, name: &[u8], mode: u32, umask: u32, _flags: i32) -> FsResult<(Attr, OpenReply)> {
-        let a = self.meta().mknod(creds(ctx), parent, name, FileKind::File, mode & !umask & 0o7777, 0).await?;
-        let owner = self.shared.pool().map(|p| p.shard_of(a.ino)).unwrap_or(self.index);
+    pub async fn create(
+        &self,
+        ctx: &ReqCtx,
+        parent: Ino,
+        name: &[u8],
+        mode: u32,
+        umask: u32,
+        _flags: i32,
+    ) -> FsResult<(Attr, OpenReply)> {
+        let a = self
+            .meta()
+            .mknod(
+                creds(ctx),
+                parent,
+                name,
+                FileKind::File,
+                mode & !umask & 0o7777,
+                0,
+            )
+            .await?;
+        let owner = self
+            .shared
+            .pool()
+            .map(|p| p.shard_of(a.ino))
+            .unwrap_or(self.index);
         let fh = if owner == self.index {
             self.register_open(a.ino, 0)
         } else {
             // The new inode belongs to another worker: register the handle there.
-            let pool = self.shared.pool().ok_or_else(|| errno(libc::EIO, "engine stopping"))?;
+            let pool = self
+                .shared
+                .pool()
+                .ok_or_else(|| errno(libc::EIO, "engine stopping"))?;
             let (tx, rx) = tokio::sync::oneshot::channel();
             let ino = a.ino;
             pool.submit(
@@ -808,7 +1003,14 @@ impl Worker {
             );
             rx.await.map_err(|_| errno(libc::EIO, "engine stopping"))?
         };
-        Ok((a, OpenReply { fh, direct_io: false, keep_cache: false }))
+        Ok((
+            a,
+            OpenReply {
+                fh,
+                direct_io: false,
+                keep_cache: false,
+            },
+        ))
     }
 
     pub async fn write(&self, ino: Ino, fh: u64, offset: i64, data: Bytes) -> FsResult<u32> {
@@ -822,7 +1024,11 @@ impl Worker {
         }
         // Like write(2) on a local file: the part below the maximum is written (a short
         // write); the caller's next write, at the maximum, gets EFBIG.
-        let data = if data.len() as u64 > max - off { data.slice(..(max - off) as usize) } else { data };
+        let data = if data.len() as u64 > max - off {
+            data.slice(..(max - off) as usize)
+        } else {
+            data
+        };
         if self.handles.borrow().get(&fh).map(|h| h.ino) != Some(ino) {
             return Err(errno(libc::EBADF, "unknown file handle"));
         }
@@ -854,7 +1060,10 @@ impl Worker {
                 let s = f.buffer.take_all();
                 for p in &s {
                     let off = p.file_offset(self.shared.chunk_size);
-                    f.flushing.push(Flushing { off, data: Bytes::copy_from_slice(&p.data) });
+                    f.flushing.push(Flushing {
+                        off,
+                        data: Bytes::copy_from_slice(&p.data),
+                    });
                 }
                 s
             }
@@ -890,7 +1099,11 @@ impl Worker {
         result.map(|_| ())
     }
 
-    async fn upload_and_commit(&self, ino: Ino, slices: Vec<crate::data::PendingSlice>) -> FsResult<Attr> {
+    async fn upload_and_commit(
+        &self,
+        ino: Ino,
+        slices: Vec<crate::data::PendingSlice>,
+    ) -> FsResult<Attr> {
         let cs = self.shared.chunk_size;
         let bs = self.shared.block_size as u32;
         let mut commits = Vec::with_capacity(slices.len());
@@ -907,7 +1120,16 @@ impl Worker {
                 let body = data.slice((k * bs) as usize..(k * bs + blen) as usize);
                 uploads.push((key, body));
             }
-            commits.push((chunk, SliceRef { pos, id, size: len, off: 0, len }));
+            commits.push((
+                chunk,
+                SliceRef {
+                    pos,
+                    id,
+                    size: len,
+                    off: 0,
+                    len,
+                },
+            ));
         }
         match &self.shared.staging {
             // Write-back: staged and fdatasync'd locally BEFORE the slice is committed.
@@ -936,7 +1158,11 @@ impl Worker {
         attr.ok_or_else(|| errno(libc::EIO, "nothing committed"))
     }
 
-    async fn stage_blocks(&self, st: &Arc<crate::cache::Staging>, blocks: Vec<(String, Bytes)>) -> FsResult<()> {
+    async fn stage_blocks(
+        &self,
+        st: &Arc<crate::cache::Staging>,
+        blocks: Vec<(String, Bytes)>,
+    ) -> FsResult<()> {
         let total: u64 = blocks.iter().map(|(_, b)| b.len() as u64).sum();
         st.reserve(total).await;
         let writes = blocks.iter().map(|(key, body)| {
@@ -965,7 +1191,12 @@ impl Worker {
     }
 
     async fn chunk_refs(&self, ino: Ino, chunk: u32) -> FsResult<Rc<Vec<SliceRef>>> {
-        if let Some(r) = self.files.borrow().get(&ino).and_then(|f| f.chunks.get(&chunk).cloned()) {
+        if let Some(r) = self
+            .files
+            .borrow()
+            .get(&ino)
+            .and_then(|f| f.chunks.get(&chunk).cloned())
+        {
             return Ok(r);
         }
         let before = self.files.borrow().get(&ino).map(|f| f.changes);
@@ -996,7 +1227,15 @@ impl Worker {
             let f = files.get(&ino);
             let committed = f.map(|f| f.size).unwrap_or(0);
             let pending_end = f
-                .map(|f| f.buffer.end(self.shared.chunk_size).max(f.flushing.iter().map(|x| x.off + x.data.len() as u64).max().unwrap_or(0)))
+                .map(|f| {
+                    f.buffer.end(self.shared.chunk_size).max(
+                        f.flushing
+                            .iter()
+                            .map(|x| x.off + x.data.len() as u64)
+                            .max()
+                            .unwrap_or(0),
+                    )
+                })
                 .unwrap_or(0);
             let local_end = committed.max(pending_end);
             if off >= local_end {
@@ -1010,17 +1249,30 @@ impl Worker {
                 for fl in &f.flushing {
                     let (a, b) = (fl.off.max(off), (fl.off + fl.data.len() as u64).min(end));
                     if a < b {
-                        pending.push((a, fl.data.slice((a - fl.off) as usize..(b - fl.off) as usize)));
+                        pending.push((
+                            a,
+                            fl.data.slice((a - fl.off) as usize..(b - fl.off) as usize),
+                        ));
                     }
                 }
                 pending.extend(f.buffer.pieces(off, len, self.shared.chunk_size));
             }
             (committed, len, pending)
         };
+        // A small read that does not continue the previous one is random: it fetches only
+        // the bytes it needs (plus `engine.prefetch`) instead of whole blocks.
+        let random = off > 0
+            && (len as u64) < self.shared.block_size
+            && self
+                .files
+                .borrow()
+                .get(&ino)
+                .is_some_and(|f| f.last_read_end != off);
         let mut buf = vec![0u8; len];
         let committed_len = committed.saturating_sub(off).min(len as u64) as usize;
         if committed_len > 0 {
-            self.read_committed(ino, off, &mut buf[..committed_len]).await?;
+            self.read_committed(ino, off, &mut buf[..committed_len], random)
+                .await?;
         }
         for (at, data) in &pending {
             overlay_bytes(off, &mut buf, *at, data);
@@ -1029,7 +1281,13 @@ impl Worker {
         Ok(Bytes::from(buf))
     }
 
-    async fn read_committed(&self, ino: Ino, off: u64, buf: &mut [u8]) -> FsResult<()> {
+    async fn read_committed(
+        &self,
+        ino: Ino,
+        off: u64,
+        buf: &mut [u8],
+        random: bool,
+    ) -> FsResult<()> {
         let cs = self.shared.chunk_size;
         let mut done = 0usize;
         let mut pieces = Vec::new();
@@ -1043,7 +1301,12 @@ impl Worker {
             for seg in layout::resolve(&refs, pos..pos + n as u32) {
                 match seg {
                     Segment::Zero { len } => cursor += len as usize,
-                    Segment::Data { id, size, slice_off, len } => {
+                    Segment::Data {
+                        id,
+                        size,
+                        slice_off,
+                        len,
+                    } => {
                         pieces.push((cursor, id, size, slice_off, len));
                         cursor += len as usize;
                     }
@@ -1051,7 +1314,10 @@ impl Worker {
             }
             done += n;
         }
-        let fetched = join_all(pieces.iter().map(|&(_, id, size, slice_off, len)| self.read_slice(id, size, slice_off, len))).await;
+        let fetched = join_all(pieces.iter().map(|&(_, id, size, slice_off, len)| {
+            self.read_slice(id, size, slice_off, len, random)
+        }))
+        .await;
         for ((at, _, _, _, len), data) in pieces.iter().zip(fetched) {
             let data = data?;
             buf[*at..*at + *len as usize].copy_from_slice(&data[..*len as usize]);
@@ -1060,14 +1326,34 @@ impl Worker {
     }
 
     /// Bytes `[off, off + len)` of a stored slice, block by block through the cache.
-    async fn read_slice(&self, id: u64, size: u32, off: u32, len: u32) -> FsResult<Vec<u8>> {
+    async fn read_slice(
+        &self,
+        id: u64,
+        size: u32,
+        off: u32,
+        len: u32,
+        random: bool,
+    ) -> FsResult<Vec<u8>> {
         let bs = self.shared.block_size as u32;
         let first = off / bs;
         let last = (off + len - 1) / bs;
-        let blocks = try_join_all((first..=last).map(|k| self.fetch_block(id, size, k))).await?;
+        let blocks = try_join_all((first..=last).map(|k| {
+            // The part of block k this read needs.
+            let from = if k == first { off - k * bs } else { 0 };
+            let to = if k == last { off + len - k * bs } else { bs };
+            self.fetch_block(id, size, k, random.then_some(from..to))
+        }))
+        .await?;
         let mut out = Vec::with_capacity(len as usize);
-        for (k, b) in (first..=last).zip(blocks) {
-            let start = if k == first { (off - k * bs) as usize } else { 0 };
+        for (k, (base, b)) in (first..=last).zip(blocks) {
+            let start = if k == first {
+                (off - k * bs) as usize
+            } else {
+                0
+            };
+            let Some(start) = start.checked_sub(base as usize) else {
+                return Err(errno(libc::EIO, "short block"));
+            };
             let want = (len as usize - out.len()).min(b.len().saturating_sub(start));
             if b.len() < start + want {
                 return Err(errno(libc::EIO, "short block"));
@@ -1080,7 +1366,15 @@ impl Worker {
         Ok(out)
     }
 
-    async fn fetch_block(&self, id: u64, size: u32, k: u32) -> FsResult<Bytes> {
+    /// Block `k` of slice `id`, or with `part` (a random read) possibly only the bytes
+    /// from `part.start` on: returns the offset in the block where the bytes begin.
+    async fn fetch_block(
+        &self,
+        id: u64,
+        size: u32,
+        k: u32,
+        part: Option<std::ops::Range<u32>>,
+    ) -> FsResult<(u32, Bytes)> {
         let blen = block_len(size, self.shared.block_size as u32, k);
         let key = layout::block_key(id, k, blen);
         if let Some(st) = &self.shared.staging {
@@ -1088,41 +1382,106 @@ impl Worker {
                 // Not uploaded yet: read our own staged copy.
                 if let Ok(file) = self.disk.read_all(&st.path_for(&key)).await {
                     if let Ok(b) = crate::cache::unseal(file) {
-                        return Ok(b);
+                        return Ok((0, b));
                     }
                 }
             }
         }
+        if let Some(b) = self.cache.get(&key) {
+            return Ok((0, b));
+        }
         if let Some(rc) = &self.shared.read_cache {
-            if let Some(b) = self.cache.get(&key) {
-                return Ok(b);
-            }
             if rc.touch(&key) {
-                match self.disk.read_all(&rc.path_for(&key)).await.map(crate::cache::unseal) {
+                match self
+                    .disk
+                    .read_all(&rc.path_for(&key))
+                    .await
+                    .map(crate::cache::unseal)
+                {
                     Ok(Ok(b)) if b.len() == blen as usize => {
                         self.cache.insert(&key, b.clone());
-                        return Ok(b);
+                        return Ok((0, b));
                     }
                     _ => rc.drop_key(&key),
                 }
             }
         }
+        if let Some(part) = part.filter(|_| !self.cache.is_inflight(&key)) {
+            // Random read of a block nobody is fetching: GET just the bytes needed (plus
+            // the prefetch), and bring the whole block into the caches in the background
+            // so that the next reads of it are local (as JuiceFS does).
+            let end = (part.end as u64 + self.shared.prefetch).min(blen as u64);
+            let bytes = self
+                .fetch_remote_range(&key, part.start as u64..end)
+                .await?;
+            self.spawn_block_fetch(key, blen);
+            return Ok((part.start, bytes));
+        }
         let fetched = self.fetch_remote(&key, blen).await?;
-        if let Some(rc) = self.shared.read_cache.clone() {
-            if rc.wants(fetched.len() as u64) {
-                // Kept on disk in the background; the reader does not wait for it.
-                let disk = self.disk.clone();
-                let (key, data) = (key.clone(), fetched.clone());
-                tokio::task::spawn_local(async move {
-                    let path = rc.path_for(&key);
-                    if disk.write_plain(&path, crate::cache::seal(&data)).await.is_ok() {
-                        rc.admit(&key, data.len() as u64);
-                        rc.evict();
+        self.admit_to_read_cache(&key, &fetched);
+        Ok((0, fetched))
+    }
+
+    /// Keeps a fetched block on the SSD read cache, in the background (the reader does
+    /// not wait for it).
+    fn admit_to_read_cache(&self, key: &str, data: &Bytes) {
+        admit_to_read_cache(self.shared.read_cache.clone(), self.disk.clone(), key, data);
+    }
+
+    /// Fetches a whole block into the memory and SSD caches in the background (once,
+    /// however many readers ask).
+    fn spawn_block_fetch(&self, key: String, blen: u32) {
+        if self.cache.get(&key).is_some() || self.cache.is_inflight(&key) {
+            return;
+        }
+        let store = self.shared.store.clone();
+        let cache = self.cache.clone();
+        let (read_cache, disk) = (self.shared.read_cache.clone(), self.disk.clone());
+        tokio::task::spawn_local(async move {
+            let k2 = key.clone();
+            let got = cache
+                .get_or_fetch(&key, move || {
+                    async move {
+                        match store.get(&k2, None).await {
+                            Ok(b) if b.len() == blen as usize => Ok(b),
+                            Ok(b) => Err(format!(
+                                "block {k2}: expected {blen} bytes, got {}",
+                                b.len()
+                            )),
+                            Err(e) => Err(e.to_string()),
+                        }
                     }
-                });
+                    .boxed_local()
+                })
+                .await;
+            if let Ok(b) = got {
+                admit_to_read_cache(read_cache, disk, &key, &b);
+            }
+        });
+    }
+
+    /// Bytes `range` of a block straight from Swift (not cached), waiting like
+    /// [`Self::fetch_remote`] for another client's write-back upload.
+    async fn fetch_remote_range(&self, key: &str, range: std::ops::Range<u64>) -> FsResult<Bytes> {
+        let want = range.end - range.start;
+        let started = std::time::Instant::now();
+        loop {
+            match self.shared.store.get(key, Some(range.clone())).await {
+                Ok(b) if b.len() as u64 == want => return Ok(b),
+                Ok(b) => {
+                    let e = format!("block {key}: range {range:?} gave {} bytes", b.len());
+                    tracing::warn!(block = %key, error = %e, "block read failed");
+                    return Err(errno(libc::EIO, &e));
+                }
+                Err(e) if e.is_not_found() && started.elapsed() < self.shared.read_wait => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(block = %key, error = %e, "block read failed");
+                    return Err(errno(libc::EIO, &e.to_string()));
+                }
             }
         }
-        Ok(fetched)
     }
 
     /// A block from Swift through the memory cache (one GET for concurrent readers).
@@ -1173,7 +1532,10 @@ impl Worker {
                 f.readahead_window = 0;
                 return;
             }
-            f.readahead_window = (f.readahead_window * 2).clamp(self.shared.block_size, self.shared.readahead.max(self.shared.block_size));
+            f.readahead_window = (f.readahead_window * 2).clamp(
+                self.shared.block_size,
+                self.shared.readahead.max(self.shared.block_size),
+            );
             f.readahead_window
         };
         let start = off + len;
@@ -1189,10 +1551,22 @@ impl Worker {
             let chunk = (at / cs) as u32;
             let pos = (at % cs) as u32;
             let n = ((cs - pos as u64).min(end - at)) as u32;
-            if let Some(refs) = self.files.borrow().get(&ino).and_then(|f| f.chunks.get(&chunk).cloned()) {
+            if let Some(refs) = self
+                .files
+                .borrow()
+                .get(&ino)
+                .and_then(|f| f.chunks.get(&chunk).cloned())
+            {
                 for seg in layout::resolve(&refs, pos..pos + n) {
-                    if let Segment::Data { id, size, slice_off, len } = seg {
-                        let (first, last) = (slice_off / bs as u32, (slice_off + len - 1) / bs as u32);
+                    if let Segment::Data {
+                        id,
+                        size,
+                        slice_off,
+                        len,
+                    } = seg
+                    {
+                        let (first, last) =
+                            (slice_off / bs as u32, (slice_off + len - 1) / bs as u32);
                         for k in first..=last {
                             wanted.push((id, size, k));
                         }
@@ -1213,7 +1587,10 @@ impl Worker {
             tokio::task::spawn_local(async move {
                 let k2 = key.clone();
                 let _ = cache
-                    .get_or_fetch(&key, move || async move { store.get(&k2, None).await.map_err(|e| e.to_string()) }.boxed_local())
+                    .get_or_fetch(&key, move || {
+                        async move { store.get(&k2, None).await.map_err(|e| e.to_string()) }
+                            .boxed_local()
+                    })
                     .await;
             });
         }
@@ -1267,11 +1644,20 @@ impl Worker {
         flushed
     }
 
-    pub async fn fallocate(&self, ino: Ino, _fh: u64, offset: i64, length: i64, mode: i32) -> FsResult<()> {
+    pub async fn fallocate(
+        &self,
+        ino: Ino,
+        _fh: u64,
+        offset: i64,
+        length: i64,
+        mode: i32,
+    ) -> FsResult<()> {
         if offset < 0 || length <= 0 {
             return Err(errno(libc::EINVAL, "fallocate range"));
         }
-        let end = (offset as u64).checked_add(length as u64).ok_or_else(|| errno(libc::EFBIG, "range"))?;
+        let end = (offset as u64)
+            .checked_add(length as u64)
+            .ok_or_else(|| errno(libc::EFBIG, "range"))?;
         if end > self.shared.max_file_size {
             return Err(errno(libc::EFBIG, "fallocate beyond the maximum file size"));
         }
@@ -1284,7 +1670,16 @@ impl Worker {
             return Err(errno(libc::ENODEV, "fallocate of a non-regular file"));
         }
         if mode & libc::FALLOC_FL_KEEP_SIZE == 0 && end > a.size {
-            let a = self.meta().setattr(ino, meta::SetAttr { size: Some(end), ..Default::default() }).await?;
+            let a = self
+                .meta()
+                .setattr(
+                    ino,
+                    meta::SetAttr {
+                        size: Some(end),
+                        ..Default::default()
+                    },
+                )
+                .await?;
             if let Some(f) = self.files.borrow_mut().get_mut(&ino) {
                 f.size = a.size;
                 f.changes += 1;
@@ -1299,7 +1694,10 @@ impl Worker {
     /// dirty pages this engine has not received yet, so a freshly written file seeked as
     /// empty (ENXIO).
     pub async fn lseek(&self, _ino: Ino, _fh: u64, _offset: i64, _whence: i32) -> FsResult<i64> {
-        Err(errno(libc::ENOSYS, "lseek: the kernel seeks against its own file size"))
+        Err(errno(
+            libc::ENOSYS,
+            "lseek: the kernel seeks against its own file size",
+        ))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1336,6 +1734,7 @@ fn overlay_bytes(off: u64, buf: &mut [u8], s_start: u64, data: &[u8]) {
     let s_end = s_start + data.len() as u64;
     let (a, b) = (s_start.max(off), s_end.min(end));
     if a < b {
-        buf[(a - off) as usize..(b - off) as usize].copy_from_slice(&data[(a - s_start) as usize..(b - s_start) as usize]);
+        buf[(a - off) as usize..(b - off) as usize]
+            .copy_from_slice(&data[(a - s_start) as usize..(b - s_start) as usize]);
     }
 }

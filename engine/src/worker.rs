@@ -62,7 +62,12 @@ impl<W: 'static> Pool<W> {
             lanes.push(Lane { tx, wake });
             threads.push(t);
         }
-        Ok(Arc::new(Pool { lanes, threads: parking_lot::Mutex::new(threads), stopping, io_mode: mode }))
+        Ok(Arc::new(Pool {
+            lanes,
+            threads: parking_lot::Mutex::new(threads),
+            stopping,
+            io_mode: mode,
+        }))
     }
 
     pub fn workers(&self) -> usize {
@@ -99,7 +104,9 @@ fn pick_io_mode(want_uring: Option<bool>) -> std::io::Result<IoMode> {
     match want_uring {
         Some(false) => Ok(IoMode::Psync),
         Some(true) => {
-            uring_available().map_err(|e| std::io::Error::new(e.kind(), format!("io_uring requested but unavailable: {e}")))?;
+            uring_available().map_err(|e| {
+                std::io::Error::new(e.kind(), format!("io_uring requested but unavailable: {e}"))
+            })?;
             Ok(IoMode::Uring)
         }
         None => match uring_available() {
@@ -115,7 +122,10 @@ fn pick_io_mode(want_uring: Option<bool>) -> std::io::Result<IoMode> {
 /// Probes io_uring once (it can be disabled by sysctl, seccomp or an old kernel).
 pub fn uring_available() -> std::io::Result<()> {
     if std::env::var_os("RINGFS_DISABLE_URING").is_some() {
-        return Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "disabled by RINGFS_DISABLE_URING"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "disabled by RINGFS_DISABLE_URING",
+        ));
     }
     #[cfg(target_os = "linux")]
     {
@@ -123,7 +133,10 @@ pub fn uring_available() -> std::io::Result<()> {
     }
     #[cfg(not(target_os = "linux"))]
     {
-        Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "not linux"))
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "not linux",
+        ))
     }
 }
 
@@ -169,7 +182,10 @@ fn run_worker<W: 'static>(
 }
 
 fn plain_runtime(index: usize, fut: impl Future<Output = ()>) {
-    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => {
             let local = tokio::task::LocalSet::new();
             local.block_on(&rt, fut);
@@ -192,7 +208,11 @@ mod tests {
     fn jobs_run_on_the_owning_worker() {
         let hits = Arc::new(AtomicU64::new(0));
         let h = hits.clone();
-        let pool = Pool::start(2, Some(false), move |i, _| W { index: i, hits: h.clone() }).unwrap();
+        let pool = Pool::start(2, Some(false), move |i, _| W {
+            index: i,
+            hits: h.clone(),
+        })
+        .unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         for key in 0..100u64 {
             let tx = tx.clone();
@@ -223,8 +243,14 @@ mod tests {
         let pool = Pool::start(1, Some(true), |i, m| (i, m)).unwrap();
         assert_eq!(pool.io_mode, IoMode::Uring);
         let (tx, rx) = std::sync::mpsc::channel();
-        pool.submit(0, Box::new(move |w: Rc<(usize, IoMode)>| Box::pin(async move { tx.send(w.1).unwrap() })));
-        assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap(), IoMode::Uring);
+        pool.submit(
+            0,
+            Box::new(move |w: Rc<(usize, IoMode)>| Box::pin(async move { tx.send(w.1).unwrap() })),
+        );
+        assert_eq!(
+            rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap(),
+            IoMode::Uring
+        );
         pool.stop();
     }
 }

@@ -7,7 +7,9 @@ mod common;
 use common::*;
 use ringfs_engine::meta::faulty::{FaultyKv, TxnFault};
 use ringfs_engine::meta::kv::KvStore;
-use ringfs_engine::meta::ops::{Creds, IsOpen, Unlinked, RENAME_EXCHANGE, RENAME_NOREPLACE, XATTR_CREATE, XATTR_REPLACE};
+use ringfs_engine::meta::ops::{
+    Creds, IsOpen, Unlinked, RENAME_EXCHANGE, RENAME_NOREPLACE, XATTR_CREATE, XATTR_REPLACE,
+};
 use ringfs_engine::meta::runner::RunnerOptions;
 use ringfs_engine::meta::{Attr, FileKind, Ino, Meta, MetaError, SetAttr, TimeSet, ROOT_INO};
 use std::collections::{BTreeMap, HashMap};
@@ -24,11 +26,15 @@ fn errno<T: std::fmt::Debug>(r: Result<T, MetaError>) -> i32 {
 }
 
 async fn mkdir(m: &Meta, parent: Ino, name: &str) -> Attr {
-    m.mknod(ROOT, parent, name.as_bytes(), FileKind::Dir, 0o755, 0).await.unwrap()
+    m.mknod(ROOT, parent, name.as_bytes(), FileKind::Dir, 0o755, 0)
+        .await
+        .unwrap()
 }
 
 async fn mkfile(m: &Meta, parent: Ino, name: &str) -> Attr {
-    m.mknod(ROOT, parent, name.as_bytes(), FileKind::File, 0o644, 0).await.unwrap()
+    m.mknod(ROOT, parent, name.as_bytes(), FileKind::File, 0o644, 0)
+        .await
+        .unwrap()
 }
 
 /// Walks the whole tree and checks: every entry resolves to a live inode of its kind,
@@ -36,6 +42,7 @@ async fn mkfile(m: &Meta, parent: Ino, name: &str) -> Attr {
 /// right, no loops, and no inode is left unreachable.
 async fn check_invariants(m: &Meta) {
     let mut seen: HashMap<Ino, u32> = HashMap::new();
+    let mut parents: HashMap<Ino, std::collections::BTreeMap<Ino, u32>> = HashMap::new();
     let mut stack = vec![ROOT_INO];
     let mut dirs_visited = 0;
     while let Some(dir) = stack.pop() {
@@ -50,7 +57,13 @@ async fn check_invariants(m: &Meta) {
                 break;
             }
             for (name, d) in &page {
-                let a = m.getattr(d.ino).await.unwrap_or_else(|e| panic!("entry {:?} -> {}: {e}", String::from_utf8_lossy(name), d.ino));
+                let a = m.getattr(d.ino).await.unwrap_or_else(|e| {
+                    panic!(
+                        "entry {:?} -> {}: {e}",
+                        String::from_utf8_lossy(name),
+                        d.ino
+                    )
+                });
                 assert_eq!(a.kind, d.kind, "entry kind matches inode");
                 if a.kind == FileKind::Dir {
                     subdirs += 1;
@@ -59,6 +72,7 @@ async fn check_invariants(m: &Meta) {
                     stack.push(d.ino);
                 }
                 *seen.entry(d.ino).or_default() += 1;
+                *parents.entry(d.ino).or_default().entry(dir).or_default() += 1;
             }
             after = page.last().map(|(n, _)| n.clone());
         }
@@ -68,6 +82,11 @@ async fn check_invariants(m: &Meta) {
         let a = m.getattr(*ino).await.unwrap();
         if a.kind != FileKind::Dir {
             assert_eq!(a.nlink, *links, "nlink of inode {ino}");
+            assert_eq!(
+                m.parents(*ino).await.unwrap(),
+                parents[ino],
+                "hard-link parent records of inode {ino}"
+            );
         }
     }
     // No orphans: every attribute record is reachable (or is the root).
@@ -80,7 +99,10 @@ async fn check_invariants(m: &Meta) {
     let (kvs, _) = m.runner().kv().range(&s, &e, 0).await.unwrap();
     for kv in kvs {
         let ino = m.keys().trailing_ino(&kv.key).unwrap();
-        assert!(ino == ROOT_INO || seen.contains_key(&ino), "orphan inode {ino}");
+        assert!(
+            ino == ROOT_INO || seen.contains_key(&ino),
+            "orphan inode {ino}"
+        );
     }
 }
 
@@ -95,22 +117,55 @@ async fn namespace_operations_and_their_errors() {
     assert_eq!(m.lookup(d.ino, b"..").await.unwrap().ino, ROOT_INO);
     assert_eq!(errno(m.lookup(d.ino, b"nope").await), libc::ENOENT);
     assert_eq!(errno(m.lookup(f.ino, b"x").await), libc::ENOTDIR);
-    assert_eq!(errno(m.mknod(ROOT, d.ino, b"f", FileKind::File, 0o644, 0).await), libc::EEXIST);
-    assert_eq!(errno(m.mknod(ROOT, f.ino, b"x", FileKind::File, 0o644, 0).await), libc::ENOTDIR);
-    assert_eq!(errno(m.mknod(ROOT, d.ino, &[b'a'; 256], FileKind::File, 0o644, 0).await), libc::ENAMETOOLONG);
-    assert_eq!(errno(m.mknod(ROOT, d.ino, b"a/b", FileKind::File, 0o644, 0).await), libc::EINVAL);
-    assert_eq!(errno(m.mknod(ROOT, d.ino, b"..", FileKind::Dir, 0o755, 0).await), libc::EINVAL);
-    assert!(m.mknod(ROOT, d.ino, &[b'a'; 255], FileKind::File, 0o644, 0).await.is_ok());
+    assert_eq!(
+        errno(m.mknod(ROOT, d.ino, b"f", FileKind::File, 0o644, 0).await),
+        libc::EEXIST
+    );
+    assert_eq!(
+        errno(m.mknod(ROOT, f.ino, b"x", FileKind::File, 0o644, 0).await),
+        libc::ENOTDIR
+    );
+    assert_eq!(
+        errno(
+            m.mknod(ROOT, d.ino, &[b'a'; 256], FileKind::File, 0o644, 0)
+                .await
+        ),
+        libc::ENAMETOOLONG
+    );
+    assert_eq!(
+        errno(m.mknod(ROOT, d.ino, b"a/b", FileKind::File, 0o644, 0).await),
+        libc::EINVAL
+    );
+    assert_eq!(
+        errno(m.mknod(ROOT, d.ino, b"..", FileKind::Dir, 0o755, 0).await),
+        libc::EINVAL
+    );
+    assert!(m
+        .mknod(ROOT, d.ino, &[b'a'; 255], FileKind::File, 0o644, 0)
+        .await
+        .is_ok());
     // Special files are metadata only.
-    let fifo = m.mknod(ROOT, d.ino, b"fifo", FileKind::Fifo, 0o600, 0).await.unwrap();
-    let dev = m.mknod(ROOT, d.ino, b"dev", FileKind::CharDev, 0o600, 0x0103).await.unwrap();
+    let fifo = m
+        .mknod(ROOT, d.ino, b"fifo", FileKind::Fifo, 0o600, 0)
+        .await
+        .unwrap();
+    let dev = m
+        .mknod(ROOT, d.ino, b"dev", FileKind::CharDev, 0o600, 0x0103)
+        .await
+        .unwrap();
     assert_eq!(m.getattr(dev.ino).await.unwrap().rdev, 0x0103);
     assert_eq!(m.getattr(fifo.ino).await.unwrap().kind, FileKind::Fifo);
     // rmdir / unlink errnos.
     assert_eq!(errno(m.rmdir(ROOT_INO, b"d").await), libc::ENOTEMPTY);
     assert_eq!(errno(m.rmdir(d.ino, b"f").await), libc::ENOTDIR);
-    assert_eq!(errno(m.unlink(ROOT_INO, b"d", closed()).await), libc::EISDIR);
-    assert_eq!(errno(m.unlink(ROOT_INO, b"gone", closed()).await), libc::ENOENT);
+    assert_eq!(
+        errno(m.unlink(ROOT_INO, b"d", closed()).await),
+        libc::EISDIR
+    );
+    assert_eq!(
+        errno(m.unlink(ROOT_INO, b"gone", closed()).await),
+        libc::ENOENT
+    );
     // Symlinks.
     let l = m.symlink(ROOT, d.ino, b"l", b"../target").await.unwrap();
     assert_eq!(m.readlink(l.ino).await.unwrap(), b"../target");
@@ -119,9 +174,17 @@ async fn namespace_operations_and_their_errors() {
     let f2 = m.link(f.ino, ROOT_INO, b"f-link").await.unwrap();
     assert_eq!(f2.nlink, 2);
     assert_eq!(errno(m.link(d.ino, ROOT_INO, b"dlink").await), libc::EPERM);
-    assert_eq!(errno(m.link(f.ino, ROOT_INO, b"f-link").await), libc::EEXIST);
-    assert!(matches!(m.unlink(d.ino, b"f", closed()).await.unwrap(), Unlinked::Linked(a) if a.nlink == 1));
-    assert!(matches!(m.unlink(ROOT_INO, b"f-link", closed()).await.unwrap(), Unlinked::Deleted(_)));
+    assert_eq!(
+        errno(m.link(f.ino, ROOT_INO, b"f-link").await),
+        libc::EEXIST
+    );
+    assert!(
+        matches!(m.unlink(d.ino, b"f", closed()).await.unwrap(), Unlinked::Linked(a) if a.nlink == 1)
+    );
+    assert!(matches!(
+        m.unlink(ROOT_INO, b"f-link", closed()).await.unwrap(),
+        Unlinked::Deleted(_)
+    ));
     assert_eq!(errno(m.getattr(f.ino).await), libc::ENOENT);
     assert_eq!(m.pending_deletions(10).await.unwrap(), vec![f.ino]);
     m.finish_deletion(f.ino).await.unwrap();
@@ -137,40 +200,82 @@ async fn rename_semantics() {
     let x = mkfile(&m, ROOT_INO, "x").await;
     let y = mkfile(&m, ROOT_INO, "y").await;
     // Into its own descendant: EINVAL, also for the direct child and itself.
-    assert_eq!(errno(m.rename(ROOT_INO, b"a", c.ino, b"a", 0, closed()).await), libc::EINVAL);
-    assert_eq!(errno(m.rename(ROOT_INO, b"a", a.ino, b"self", 0, closed()).await), libc::EINVAL);
+    assert_eq!(
+        errno(m.rename(ROOT_INO, b"a", c.ino, b"a", 0, closed()).await),
+        libc::EINVAL
+    );
+    assert_eq!(
+        errno(m.rename(ROOT_INO, b"a", a.ino, b"self", 0, closed()).await),
+        libc::EINVAL
+    );
     // Replace a file.
-    assert!(matches!(m.rename(ROOT_INO, b"x", ROOT_INO, b"y", 0, closed()).await.unwrap(), Some(Unlinked::Deleted(d)) if d.ino == y.ino));
+    assert!(
+        matches!(m.rename(ROOT_INO, b"x", ROOT_INO, b"y", 0, closed()).await.unwrap(), Some(Unlinked::Deleted(d)) if d.ino == y.ino)
+    );
     assert_eq!(m.lookup(ROOT_INO, b"y").await.unwrap().ino, x.ino);
     // NOREPLACE / EXCHANGE.
     let z = mkfile(&m, ROOT_INO, "z").await;
-    assert_eq!(errno(m.rename(ROOT_INO, b"y", ROOT_INO, b"z", RENAME_NOREPLACE, closed()).await), libc::EEXIST);
-    m.rename(ROOT_INO, b"y", ROOT_INO, b"z", RENAME_EXCHANGE, closed()).await.unwrap();
+    assert_eq!(
+        errno(
+            m.rename(ROOT_INO, b"y", ROOT_INO, b"z", RENAME_NOREPLACE, closed())
+                .await
+        ),
+        libc::EEXIST
+    );
+    m.rename(ROOT_INO, b"y", ROOT_INO, b"z", RENAME_EXCHANGE, closed())
+        .await
+        .unwrap();
     assert_eq!(m.lookup(ROOT_INO, b"z").await.unwrap().ino, x.ino);
     assert_eq!(m.lookup(ROOT_INO, b"y").await.unwrap().ino, z.ino);
-    assert_eq!(errno(m.rename(ROOT_INO, b"y", ROOT_INO, b"none", RENAME_EXCHANGE, closed()).await), libc::ENOENT);
+    assert_eq!(
+        errno(
+            m.rename(ROOT_INO, b"y", ROOT_INO, b"none", RENAME_EXCHANGE, closed())
+                .await
+        ),
+        libc::ENOENT
+    );
     // Exchange a file with a directory across parents keeps nlinks right.
-    m.rename(ROOT_INO, b"y", b.ino, b"c", RENAME_EXCHANGE, closed()).await.unwrap();
+    m.rename(ROOT_INO, b"y", b.ino, b"c", RENAME_EXCHANGE, closed())
+        .await
+        .unwrap();
     assert_eq!(m.lookup(ROOT_INO, b"y").await.unwrap().ino, c.ino);
     assert_eq!(m.getattr(c.ino).await.unwrap().parent, ROOT_INO);
     check_invariants(&m).await;
     // Directory over a file and vice versa; over a non-empty directory.
-    assert_eq!(errno(m.rename(ROOT_INO, b"a", ROOT_INO, b"z", 0, closed()).await), libc::ENOTDIR);
-    assert_eq!(errno(m.rename(ROOT_INO, b"z", ROOT_INO, b"a", 0, closed()).await), libc::EISDIR);
+    assert_eq!(
+        errno(m.rename(ROOT_INO, b"a", ROOT_INO, b"z", 0, closed()).await),
+        libc::ENOTDIR
+    );
+    assert_eq!(
+        errno(m.rename(ROOT_INO, b"z", ROOT_INO, b"a", 0, closed()).await),
+        libc::EISDIR
+    );
     let e = mkdir(&m, ROOT_INO, "e").await;
     mkfile(&m, e.ino, "inside").await;
-    assert_eq!(errno(m.rename(ROOT_INO, b"y", ROOT_INO, b"e", 0, closed()).await), libc::ENOTEMPTY);
+    assert_eq!(
+        errno(m.rename(ROOT_INO, b"y", ROOT_INO, b"e", 0, closed()).await),
+        libc::ENOTEMPTY
+    );
     // Directory over an empty directory, across parents.
     let empty = mkdir(&m, a.ino, "empty").await;
-    m.rename(ROOT_INO, b"y", a.ino, b"empty", 0, closed()).await.unwrap();
+    m.rename(ROOT_INO, b"y", a.ino, b"empty", 0, closed())
+        .await
+        .unwrap();
     assert_eq!(errno(m.getattr(empty.ino).await), libc::ENOENT);
     // Renaming a link onto another link of the same inode is a no-op.
     m.link(x.ino, ROOT_INO, b"x2").await.unwrap();
-    assert_eq!(m.rename(ROOT_INO, b"z", ROOT_INO, b"x2", 0, closed()).await.unwrap(), None);
+    assert_eq!(
+        m.rename(ROOT_INO, b"z", ROOT_INO, b"x2", 0, closed())
+            .await
+            .unwrap(),
+        None
+    );
     assert!(m.lookup(ROOT_INO, b"z").await.is_ok());
     // ctime of the moved inode changes.
     let before = m.getattr(x.ino).await.unwrap().ctime;
-    m.rename(ROOT_INO, b"z", a.ino, b"moved", 0, closed()).await.unwrap();
+    m.rename(ROOT_INO, b"z", a.ino, b"moved", 0, closed())
+        .await
+        .unwrap();
     assert!(m.getattr(x.ino).await.unwrap().ctime > before);
     check_invariants(&m).await;
 }
@@ -180,25 +285,83 @@ async fn setattr_xattr_and_open_unlinked() {
     let m = fresh_meta("attrs").await;
     let f = mkfile(&m, ROOT_INO, "f").await;
     let a = m
-        .setattr(f.ino, SetAttr { mode: Some(0o4755), uid: Some(7), gid: Some(8), ..Default::default() })
+        .setattr(
+            f.ino,
+            SetAttr {
+                mode: Some(0o4755),
+                uid: Some(7),
+                gid: Some(8),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!((a.perm, a.uid, a.gid), (0o4755, 7, 8));
     assert!(a.ctime >= f.ctime);
-    let t = ringfs_engine::meta::Timestamp { secs: 1_000_000, nsecs: 5 };
-    let a = m.setattr(f.ino, SetAttr { atime: Some(TimeSet::At(t)), mtime: Some(TimeSet::Now), ..Default::default() }).await.unwrap();
+    let t = ringfs_engine::meta::Timestamp {
+        secs: 1_000_000,
+        nsecs: 5,
+    };
+    let a = m
+        .setattr(
+            f.ino,
+            SetAttr {
+                atime: Some(TimeSet::At(t)),
+                mtime: Some(TimeSet::Now),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(a.atime, t);
-    assert_eq!(m.setattr(f.ino, SetAttr { size: Some(10), ..Default::default() }).await.unwrap().size, 10);
+    assert_eq!(
+        m.setattr(
+            f.ino,
+            SetAttr {
+                size: Some(10),
+                ..Default::default()
+            }
+        )
+        .await
+        .unwrap()
+        .size,
+        10
+    );
     let d = mkdir(&m, ROOT_INO, "d").await;
-    assert_eq!(errno(m.setattr(d.ino, SetAttr { size: Some(0), ..Default::default() }).await), libc::EISDIR);
+    assert_eq!(
+        errno(
+            m.setattr(
+                d.ino,
+                SetAttr {
+                    size: Some(0),
+                    ..Default::default()
+                }
+            )
+            .await
+        ),
+        libc::EISDIR
+    );
     // xattrs
     assert_eq!(errno(m.getxattr(f.ino, b"user.a").await), libc::ENODATA);
     m.setxattr(f.ino, b"user.a", b"1", 0).await.unwrap();
-    assert_eq!(errno(m.setxattr(f.ino, b"user.a", b"2", XATTR_CREATE).await), libc::EEXIST);
-    assert_eq!(errno(m.setxattr(f.ino, b"user.b", b"2", XATTR_REPLACE).await), libc::ENODATA);
-    m.setxattr(f.ino, b"user.a", b"2", XATTR_REPLACE).await.unwrap();
-    m.setxattr(f.ino, b"user.b", &[0u8; 65536], 0).await.unwrap();
-    assert_eq!(errno(m.setxattr(f.ino, b"user.c", &[0u8; 65537], 0).await), libc::E2BIG);
+    assert_eq!(
+        errno(m.setxattr(f.ino, b"user.a", b"2", XATTR_CREATE).await),
+        libc::EEXIST
+    );
+    assert_eq!(
+        errno(m.setxattr(f.ino, b"user.b", b"2", XATTR_REPLACE).await),
+        libc::ENODATA
+    );
+    m.setxattr(f.ino, b"user.a", b"2", XATTR_REPLACE)
+        .await
+        .unwrap();
+    m.setxattr(f.ino, b"user.b", &[0u8; 65536], 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        errno(m.setxattr(f.ino, b"user.c", &[0u8; 65537], 0).await),
+        libc::E2BIG
+    );
     assert_eq!(m.getxattr(f.ino, b"user.a").await.unwrap(), b"2");
     assert_eq!(m.listxattr(f.ino).await.unwrap(), b"user.a\0user.b\0");
     m.removexattr(f.ino, b"user.a").await.unwrap();
@@ -206,7 +369,10 @@ async fn setattr_xattr_and_open_unlinked() {
     // Open but unlinked: kept until released.
     let open_ino = f.ino;
     let is_open: IsOpen = Arc::new(move |i| i == open_ino);
-    assert!(matches!(m.unlink(ROOT_INO, b"f", is_open).await.unwrap(), Unlinked::Sustained(_)));
+    assert!(matches!(
+        m.unlink(ROOT_INO, b"f", is_open).await.unwrap(),
+        Unlinked::Sustained(_)
+    ));
     assert_eq!(m.getattr(f.ino).await.unwrap().nlink, 0);
     assert!(m.pending_deletions(10).await.unwrap().is_empty());
     m.release_sustained(f.ino).await.unwrap();
@@ -255,10 +421,21 @@ async fn concurrent_creates_and_renames_keep_invariants() {
         tasks.push(tokio::spawn(async move {
             for i in 0..1000 {
                 let name = format!("t{t}-{i}");
-                m.mknod(ROOT, d.ino, name.as_bytes(), FileKind::File, 0o644, 0).await.unwrap();
+                m.mknod(ROOT, d.ino, name.as_bytes(), FileKind::File, 0o644, 0)
+                    .await
+                    .unwrap();
                 if i % 2 == 0 {
                     let to = format!("r{t}-{i}");
-                    m.rename(d.ino, name.as_bytes(), d.ino, to.as_bytes(), 0, Arc::new(|_| false)).await.unwrap();
+                    m.rename(
+                        d.ino,
+                        name.as_bytes(),
+                        d.ino,
+                        to.as_bytes(),
+                        0,
+                        Arc::new(|_| false),
+                    )
+                    .await
+                    .unwrap();
                 }
             }
         }));
@@ -278,7 +455,10 @@ async fn concurrent_creates_and_renames_keep_invariants() {
     }
     assert_eq!(count, 8000);
     let s = &m.runner().stats;
-    let (txns, ops) = (s.txns.load(std::sync::atomic::Ordering::Relaxed), s.ops_committed.load(std::sync::atomic::Ordering::Relaxed));
+    let (txns, ops) = (
+        s.txns.load(std::sync::atomic::Ordering::Relaxed),
+        s.ops_committed.load(std::sync::atomic::Ordering::Relaxed),
+    );
     eprintln!("group commit: {ops} operations in {txns} transactions");
     assert!(ops >= 12000);
     check_invariants(&m).await;
@@ -293,10 +473,16 @@ async fn rmdir_racing_create_never_orphans() {
         let (m1, m2) = (m.clone(), m.clone());
         let n2 = name.clone();
         let rm = tokio::spawn(async move { m1.rmdir(ROOT_INO, n2.as_bytes()).await });
-        let mk = tokio::spawn(async move { m2.mknod(ROOT, d.ino, b"child", FileKind::File, 0o644, 0).await });
+        let mk = tokio::spawn(async move {
+            m2.mknod(ROOT, d.ino, b"child", FileKind::File, 0o644, 0)
+                .await
+        });
         let (rm, mk) = (rm.await.unwrap(), mk.await.unwrap());
         // Exactly one of them wins; never both.
-        assert!(rm.is_ok() != mk.is_ok(), "round {round}: rmdir {rm:?} create {mk:?}");
+        assert!(
+            rm.is_ok() != mk.is_ok(),
+            "round {round}: rmdir {rm:?} create {mk:?}"
+        );
     }
     check_invariants(&m).await;
 }
@@ -310,10 +496,19 @@ async fn crossing_directory_renames_never_make_a_loop() {
         let (m1, m2) = (m.clone(), m.clone());
         let (an, bn) = (format!("a{round}"), format!("b{round}"));
         // a → b/a and b → a/b at the same time: at most one may succeed.
-        let r1 = tokio::spawn(async move { m1.rename(ROOT_INO, an.as_bytes(), b.ino, b"a", 0, Arc::new(|_| false)).await });
-        let r2 = tokio::spawn(async move { m2.rename(ROOT_INO, bn.as_bytes(), a.ino, b"b", 0, Arc::new(|_| false)).await });
+        let r1 = tokio::spawn(async move {
+            m1.rename(ROOT_INO, an.as_bytes(), b.ino, b"a", 0, Arc::new(|_| false))
+                .await
+        });
+        let r2 = tokio::spawn(async move {
+            m2.rename(ROOT_INO, bn.as_bytes(), a.ino, b"b", 0, Arc::new(|_| false))
+                .await
+        });
         let (r1, r2) = (r1.await.unwrap(), r2.await.unwrap());
-        assert!(!(r1.is_ok() && r2.is_ok()), "both crossing renames succeeded");
+        assert!(
+            !(r1.is_ok() && r2.is_ok()),
+            "both crossing renames succeeded"
+        );
         for r in [r1, r2] {
             if let Err(e) = r {
                 assert_eq!(e.errno(), libc::EINVAL);
@@ -325,24 +520,46 @@ async fn crossing_directory_renames_never_make_a_loop() {
 
 #[tokio::test]
 async fn a_lost_reply_is_resolved_without_applying_twice() {
-    let etcd = ringfs_engine::meta::etcd::EtcdKv::connect(&ringfs_engine::setup::etcd_options(&config())).await.unwrap();
+    let etcd =
+        ringfs_engine::meta::etcd::EtcdKv::connect(&ringfs_engine::setup::etcd_options(&config()))
+            .await
+            .unwrap();
     let faulty = Arc::new(FaultyKv::new(etcd));
     let kv: Arc<dyn KvStore> = faulty.clone();
-    let m = fresh_meta_with("lost", kv, RunnerOptions { group_commit: false, ..Default::default() }).await;
+    let m = fresh_meta_with(
+        "lost",
+        kv,
+        RunnerOptions {
+            group_commit: false,
+            ..Default::default()
+        },
+    )
+    .await;
     // The create is applied but its reply is lost: it must report success, not EEXIST.
     faulty.inject_txn_faults(&[TxnFault::LoseReply]);
-    let f = m.mknod(ROOT, ROOT_INO, b"once", FileKind::File, 0o644, 0).await.unwrap();
+    let f = m
+        .mknod(ROOT, ROOT_INO, b"once", FileKind::File, 0o644, 0)
+        .await
+        .unwrap();
     assert_eq!(m.lookup(ROOT_INO, b"once").await.unwrap().ino, f.ino);
     // A rename whose reply is lost happened exactly once.
     faulty.inject_txn_faults(&[TxnFault::LoseReply]);
-    m.rename(ROOT_INO, b"once", ROOT_INO, b"twice", 0, closed()).await.unwrap();
+    m.rename(ROOT_INO, b"once", ROOT_INO, b"twice", 0, closed())
+        .await
+        .unwrap();
     assert_eq!(errno(m.lookup(ROOT_INO, b"once").await), libc::ENOENT);
     assert_eq!(m.lookup(ROOT_INO, b"twice").await.unwrap().ino, f.ino);
     // A transaction that never left: retried, applied once.
     faulty.inject_txn_faults(&[TxnFault::Unavailable]);
     mkdir(&m, ROOT_INO, "dir").await;
     assert_eq!(m.getattr(ROOT_INO).await.unwrap().nlink, 3);
-    assert!(m.runner().stats.ambiguous_resolved.load(std::sync::atomic::Ordering::Relaxed) >= 2);
+    assert!(
+        m.runner()
+            .stats
+            .ambiguous_resolved
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 2
+    );
     check_invariants(&m).await;
 }
 
@@ -352,7 +569,10 @@ async fn etcd_down_gives_an_error_within_the_timeout() {
     cfg.etcd.endpoints = vec!["http://127.0.0.1:1".into()];
     cfg.etcd.dial_timeout = std::time::Duration::from_millis(500).into();
     let t = std::time::Instant::now();
-    let e = ringfs_engine::setup::connect_etcd(&cfg).await.err().expect("no etcd there");
+    let e = ringfs_engine::setup::connect_etcd(&cfg)
+        .await
+        .err()
+        .expect("no etcd there");
     assert!(t.elapsed() < std::time::Duration::from_secs(5));
     assert!(e.to_string().contains("127.0.0.1:1"), "{e}");
 }
@@ -388,7 +608,12 @@ impl Model {
             if d == ROOT_INO {
                 return false;
             }
-            d = self.entries.iter().find(|(_, (i, isdir))| *i == d && *isdir).map(|((p, _), _)| *p).unwrap_or(ROOT_INO);
+            d = self
+                .entries
+                .iter()
+                .find(|(_, (i, isdir))| *i == d && *isdir)
+                .map(|((p, _), _)| *p)
+                .unwrap_or(ROOT_INO);
         }
     }
     fn apply(&mut self, op: &Op, new_ino: Ino) -> Result<(), i32> {
@@ -435,7 +660,9 @@ impl Model {
             },
             Op::Rename(p, n, q, m, flags) => {
                 let (sp, dp) = (dir(p), dir(q));
-                let Some(src) = self.entries.get(&(sp, n)).copied() else { return Err(libc::ENOENT) };
+                let Some(src) = self.entries.get(&(sp, n)).copied() else {
+                    return Err(libc::ENOENT);
+                };
                 let dst = self.entries.get(&(dp, m)).copied();
                 if flags == RENAME_NOREPLACE && dst.is_some() {
                     return Err(libc::EEXIST);
@@ -486,7 +713,13 @@ fn arb_op() -> impl proptest::strategy::Strategy<Value = Op> {
         (d.clone(), n.clone()).prop_map(|(p, n)| Op::Create(p, n)),
         (d.clone(), n.clone()).prop_map(|(p, n)| Op::Unlink(p, n)),
         (d.clone(), n.clone()).prop_map(|(p, n)| Op::Rmdir(p, n)),
-        (d.clone(), n.clone(), d.clone(), n.clone(), prop_oneof![Just(0u32), Just(RENAME_NOREPLACE), Just(RENAME_EXCHANGE)])
+        (
+            d.clone(),
+            n.clone(),
+            d.clone(),
+            n.clone(),
+            prop_oneof![Just(0u32), Just(RENAME_NOREPLACE), Just(RENAME_EXCHANGE)]
+        )
             .prop_map(|(p, n, q, m, f)| Op::Rename(p, n, q, m, f)),
         (d.clone(), n.clone(), d, n).prop_map(|(p, n, q, m)| Op::Link(p, n, q, m)),
     ]
@@ -529,4 +762,3 @@ proptest::proptest! {
         });
     }
 }
-

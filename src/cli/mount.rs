@@ -54,7 +54,11 @@ fn run_foreground(cfg: Config, args: MountArgs) -> Result<()> {
         .with_context(|| format!("cannot mount volume '{}'", args.volume))?;
     let engine = ringfs_engine::vfs::Engine::start(&cfg, &args.volume, meta, store, background)
         .context("cannot start the engine workers")?;
-    let handle = match ringfs_fuse::mount::mount_with_options(engine.clone(), &args.mountpoint, &args.options) {
+    let handle = match ringfs_fuse::mount::mount_with_options(
+        engine.clone(),
+        &args.mountpoint,
+        &args.options,
+    ) {
         Ok(h) => h,
         Err(e) => {
             engine.shutdown();
@@ -104,13 +108,20 @@ fn block_signals() -> Option<libc::sigset_t> {
 fn run_background(args: &MountArgs) -> Result<()> {
     let exe = std::env::current_exe().context("cannot find the ringfs executable")?;
     let log_path = std::env::temp_dir().join(format!("ringfs-{}.log", sanitize(&args.mountpoint)));
-    let log = std::fs::File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
+    let log = std::fs::File::create(&log_path)
+        .with_context(|| format!("cannot create {}", log_path.display()))?;
     let mut cmd = std::process::Command::new(exe);
-    cmd.arg("mount").arg("-c").arg(&args.conf.config).arg(&args.volume).arg(&args.mountpoint);
+    cmd.arg("mount")
+        .arg("-c")
+        .arg(&args.conf.config)
+        .arg(&args.volume)
+        .arg(&args.mountpoint);
     for o in &args.options {
         cmd.arg("-o").arg(o);
     }
-    cmd.stdin(std::process::Stdio::null()).stdout(log.try_clone()?).stderr(log);
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
     // SAFETY: setsid is async-signal-safe; called in the child between fork and exec.
     unsafe {
         use std::os::unix::process::CommandExt;
@@ -123,17 +134,35 @@ fn run_background(args: &MountArgs) -> Result<()> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         if is_mounted(&args.mountpoint) {
-            println!("mounted volume '{}' at {} (pid {}, log {})", args.volume, args.mountpoint.display(), child.id(), log_path.display());
+            println!(
+                "mounted volume '{}' at {} (pid {}, log {})",
+                args.volume,
+                args.mountpoint.display(),
+                child.id(),
+                log_path.display()
+            );
             return Ok(());
         }
         if let Some(status) = child.try_wait()? {
             let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-            let last = text.lines().rev().find(|l| l.starts_with("ringfs:")).or_else(|| text.lines().last()).unwrap_or("");
-            bail!("{} (mount process exited with {status}; log {})", last.trim_start_matches("ringfs: "), log_path.display());
+            let last = text
+                .lines()
+                .rev()
+                .find(|l| l.starts_with("ringfs:"))
+                .or_else(|| text.lines().last())
+                .unwrap_or("");
+            bail!(
+                "{} (mount process exited with {status}; log {})",
+                last.trim_start_matches("ringfs: "),
+                log_path.display()
+            );
         }
         if std::time::Instant::now() > deadline {
             let _ = child.kill();
-            bail!("the mount did not become ready within 60s; see {}", log_path.display());
+            bail!(
+                "the mount did not become ready within 60s; see {}",
+                log_path.display()
+            );
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
@@ -143,12 +172,18 @@ fn run_background(args: &MountArgs) -> Result<()> {
 pub fn is_mounted(mp: &std::path::Path) -> bool {
     let canon = std::fs::canonicalize(mp).unwrap_or_else(|_| mp.to_path_buf());
     let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    text.lines().any(|l| l.split(' ').nth(4).map(|p| p.replace("\\040", " ")) == Some(canon.display().to_string()))
+    text.lines().any(|l| {
+        l.split(' ').nth(4).map(|p| p.replace("\\040", " ")) == Some(canon.display().to_string())
+    })
 }
 
 fn sanitize(mp: &std::path::Path) -> String {
     let canon = std::fs::canonicalize(mp).unwrap_or_else(|_| mp.to_path_buf());
-    canon.display().to_string().trim_start_matches('/').replace(['/', ' '], "_")
+    canon
+        .display()
+        .to_string()
+        .trim_start_matches('/')
+        .replace(['/', ' '], "_")
 }
 
 fn pid_file(mp: &std::path::Path) -> PathBuf {
@@ -169,14 +204,22 @@ fn remove_pid_file(mp: &std::path::Path) {
 
 /// The pid of the process serving `mp`, if it recorded one.
 pub fn read_pid_file(mp: &std::path::Path) -> Option<i32> {
-    std::fs::read_to_string(pid_file(mp)).ok()?.trim().parse().ok()
+    std::fs::read_to_string(pid_file(mp))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Whether `pid` is still running (a zombie has finished: it only awaits its parent).
 pub fn process_alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         // The state follows the parenthesised command name.
-        Ok(stat) => stat.rsplit(')').next().map(|rest| rest.trim_start().chars().next() != Some('Z')).unwrap_or(false),
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .map(|rest| rest.trim_start().chars().next() != Some('Z'))
+            .unwrap_or(false),
         Err(_) => false,
     }
 }

@@ -21,21 +21,39 @@ pub fn run(cfg: Config, args: StatusArgs) -> Result<()> {
         let kv = ringfs_engine::setup::connect_etcd(&cfg).await?;
         let rec = ringfs_engine::meta::Meta::load_volume(&kv, &keys)
             .await?
-            .with_context(|| format!("volume '{}' not found in etcd at {}", args.volume, cfg.etcd.endpoints.join(",")))?;
+            .with_context(|| {
+                format!(
+                    "volume '{}' not found in etcd at {}",
+                    args.volume,
+                    cfg.etcd.endpoints.join(",")
+                )
+            })?;
         println!("volume:        {}", rec.name);
         println!("uuid:          {}", rec.uuid);
         println!("format:        version {}", rec.format_version);
-        println!("block size:    {}", ringfs_engine::config::ByteSize(rec.block_size));
-        println!("chunk size:    {}", ringfs_engine::config::ByteSize(rec.chunk_size));
+        println!(
+            "block size:    {}",
+            ringfs_engine::config::ByteSize(rec.block_size)
+        );
+        println!(
+            "chunk size:    {}",
+            ringfs_engine::config::ByteSize(rec.chunk_size)
+        );
         println!("container:     {}", rec.container);
         let (s, e) = keys.session_range();
-        let (sessions, _) = kv.range(&s, &e, 0).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (sessions, _) = kv
+            .range(&s, &e, 0)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         println!("sessions:      {}", sessions.len());
         for kv in &sessions {
             println!("  - {}", String::from_utf8_lossy(&kv.value));
         }
         let (s, e) = keys.delfile_range();
-        let (pending, _) = kv.range(&s, &e, 0).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (pending, _) = kv
+            .range(&s, &e, 0)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         println!("pending deletions: {}", pending.len());
         let staging = cfg.cache.dir.join(&rec.uuid).join("staging");
         let (blocks, staged) = ringfs_engine::cache::staging::backlog_on_disk(&staging);
@@ -52,7 +70,10 @@ pub fn run(cfg: Config, args: StatusArgs) -> Result<()> {
         };
         let (mut inodes, mut bytes, mut start) = (0u64, 0u64, s.clone());
         loop {
-            let (page, more) = kv.range(&start, &e, 5000).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (page, more) = kv
+                .range(&start, &e, 5000)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             for kv in &page {
                 inodes += 1;
                 if let Some(ino) = keys.trailing_ino(&kv.key) {
@@ -72,7 +93,10 @@ pub fn run(cfg: Config, args: StatusArgs) -> Result<()> {
             }
         }
         println!("inodes:        {inodes}");
-        println!("file bytes:    {bytes} ({})", ringfs_engine::config::ByteSize(bytes));
+        println!(
+            "file bytes:    {bytes} ({})",
+            ringfs_engine::config::ByteSize(bytes)
+        );
         Ok(())
     })
 }

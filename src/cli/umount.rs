@@ -24,7 +24,10 @@ pub fn run(args: UmountArgs) -> Result<()> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
         while super::mount::process_alive(pid) {
             if std::time::Instant::now() > deadline {
-                bail!("unmounted {}, but the mount process {pid} is still flushing after 120s", args.mountpoint.display());
+                bail!(
+                    "unmounted {}, but the mount process {pid} is still flushing after 120s",
+                    args.mountpoint.display()
+                );
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }

@@ -80,9 +80,9 @@ pub struct SwiftConfig {
     pub max_connections: usize,
     /// Requests in flight per client fork (default 32); further callers wait.
     pub max_in_flight: usize,
-    /// Retries after the first attempt (default 5).
+    /// Retries after the first attempt (default 8: at least 8 s of backoff in total).
     pub retries: u32,
-    /// First backoff bound (default 100 ms); doubles per retry, full jitter.
+    /// First backoff bound (default 100 ms); doubles per retry, equal jitter.
     pub retry_base: Duration,
     /// Largest backoff, and cap on `Retry-After` (default 5 s).
     pub retry_max: Duration,
@@ -101,7 +101,7 @@ impl SwiftConfig {
             storage_url_override: None,
             max_connections: 64,
             max_in_flight: 32,
-            retries: 5,
+            retries: 8,
             retry_base: Duration::from_millis(100),
             retry_max: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
@@ -751,6 +751,16 @@ impl SwiftClient {
         let mut retry: u32 = 0;
         let mut reauthed = false;
         loop {
+            // Wait for a slot before taking the token: a request queued behind
+            // `max_in_flight` others for longer than the token has left would otherwise go
+            // out with an expired token.
+            let permit = self
+                .inner
+                .permits
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| SwiftError::Config("client semaphore closed".into()))?;
             let token = shared.auth.token(self).await?;
             let url = format!("{}{}", token.storage_url, path);
             let uri: Uri = url
@@ -779,14 +789,6 @@ impl SwiftClient {
                 req.headers_mut()
                     .insert(http::header::CONTENT_LENGTH, HeaderValue::from(n));
             }
-
-            let permit = self
-                .inner
-                .permits
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|_| SwiftError::Config("client semaphore closed".into()))?;
             let started = Instant::now();
             let attempt_no = retry + 1;
             let attempt = async {

@@ -1,8 +1,11 @@
-//! Retry policy: exponential backoff with full jitter, honouring `Retry-After`.
+//! Retry policy: exponential backoff with equal jitter, honouring `Retry-After`.
 //!
-//! Full jitter (sleep a uniform random time in `[0, min(max, base * 2^attempt)]`) spreads
-//! the retries of many workers hit by the same outage, instead of having them return in
-//! lock-step ("Exponential Backoff And Jitter", AWS architecture blog). A server that says
+//! Equal jitter (sleep `cap/2` plus a uniform random time in `[0, cap/2]`, where
+//! `cap = min(max, base * 2^attempt)`) spreads the retries of many workers hit by the same
+//! outage instead of having them return in lock-step ("Exponential Backoff And Jitter", AWS
+//! architecture blog), while guaranteeing that the retries together wait at least half
+//! of the summed caps: with full jitter they could all be drawn near zero, and a request
+//! gave up in well under the 2–3 s a Swift proxy restart takes. A server that says
 //! `Retry-After: N` (Swift's ratelimit middleware, a 503 from a proxy) knows better than
 //! our guess, so its value wins, capped at `retry_max` so a misconfigured server cannot
 //! park a worker for an hour.
@@ -40,8 +43,22 @@ impl Backoff {
         if cap.is_zero() {
             return cap;
         }
-        let nanos = rand::thread_rng().gen_range(0..=cap.as_nanos().min(u64::MAX as u128) as u64);
-        Duration::from_nanos(nanos)
+        let half = cap / 2;
+        let nanos = rand::thread_rng().gen_range(0..=half.as_nanos().min(u64::MAX as u128) as u64);
+        half + Duration::from_nanos(nanos)
+    }
+
+    /// The shortest total time the retries of one request wait before it gives up.
+    pub fn min_total(&self) -> Duration {
+        (0..self.retries)
+            .map(|r| {
+                self.base
+                    .checked_mul(1u32.checked_shl(r.min(31)).unwrap_or(u32::MAX))
+                    .unwrap_or(self.max)
+                    .min(self.max)
+                    / 2
+            })
+            .sum()
     }
 }
 
@@ -71,6 +88,7 @@ mod tests {
             let d = b.delay(retry, None);
             let cap = Duration::from_millis(100 * (1u64 << retry.min(20))).min(b.max);
             assert!(d <= cap, "retry {retry}: {d:?} > {cap:?}");
+            assert!(d >= cap / 2, "retry {retry}: {d:?} < half of {cap:?}");
         }
         assert_eq!(
             b.delay(0, Some(Duration::from_secs(2))),
@@ -80,6 +98,17 @@ mod tests {
             b.delay(0, Some(Duration::from_secs(600))),
             Duration::from_secs(5)
         );
+    }
+
+    #[test]
+    fn default_retries_outlast_a_proxy_restart() {
+        // The defaults (8 retries, 100 ms doubling to 5 s) wait at least 8 s in total.
+        let b = Backoff {
+            retries: 8,
+            base: Duration::from_millis(100),
+            max: Duration::from_secs(5),
+        };
+        assert_eq!(b.min_total(), Duration::from_millis(8150));
     }
 
     #[test]

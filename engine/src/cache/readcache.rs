@@ -40,14 +40,23 @@ impl ReadCache {
                 let _ = std::fs::remove_file(e.path());
                 continue;
             };
-            found.push((meta.modified().unwrap_or(std::time::UNIX_EPOCH), key, meta.len()));
+            found.push((
+                meta.modified().unwrap_or(std::time::UNIX_EPOCH),
+                key,
+                meta.len(),
+            ));
         }
         found.sort();
         let cache = ReadCache {
             dir,
             limit,
             min_free,
-            index: Mutex::new(Index { entries: HashMap::new(), order: BTreeMap::new(), bytes: 0, tick: 0 }),
+            index: Mutex::new(Index {
+                entries: HashMap::new(),
+                order: BTreeMap::new(),
+                bytes: 0,
+                tick: 0,
+            }),
         };
         for (_, key, len) in found {
             cache.admit(&key, len);
@@ -65,7 +74,9 @@ impl ReadCache {
         let mut i = self.index.lock();
         i.tick += 1;
         let t = i.tick;
-        let Some((_, used)) = i.entries.get(key).copied() else { return false };
+        let Some((_, used)) = i.entries.get(key).copied() else {
+            return false;
+        };
         i.order.remove(&used);
         i.order.insert(t, key.to_string());
         if let Some(e) = i.entries.get_mut(key) {
@@ -89,7 +100,9 @@ impl ReadCache {
 
     /// Whether a block of `len` bytes should be written at all (room and free space).
     pub fn wants(&self, len: u64) -> bool {
-        self.limit > 0 && len <= self.limit && free_space(&self.dir).is_none_or(|f| f > self.min_free + len)
+        self.limit > 0
+            && len <= self.limit
+            && free_space(&self.dir).is_none_or(|f| f > self.min_free + len)
     }
 
     /// Forgets a block whose file turned out unreadable or corrupt.
@@ -111,7 +124,9 @@ impl ReadCache {
                 if (i.bytes <= self.limit && !low_space) || i.order.is_empty() {
                     return;
                 }
-                let Some((&t, _)) = i.order.iter().next() else { return };
+                let Some((&t, _)) = i.order.iter().next() else {
+                    return;
+                };
                 let key = i.order.remove(&t).unwrap_or_default();
                 if let Some((len, _)) = i.entries.remove(&key) {
                     i.bytes -= len;
@@ -132,7 +147,9 @@ fn block_key_of(name: &str) -> Option<String> {
     let id: u64 = it.next()?.parse().ok()?;
     let k: u32 = it.next()?.parse().ok()?;
     let len: u32 = it.next()?.parse().ok()?;
-    it.next().is_none().then(|| crate::layout::block_key(id, k, len))
+    it.next()
+        .is_none()
+        .then(|| crate::layout::block_key(id, k, len))
 }
 
 fn free_space(dir: &Path) -> Option<u64> {
@@ -163,8 +180,14 @@ mod tests {
         c.admit(&key4, 100);
         c.evict();
         assert_eq!(c.bytes(), 300);
-        assert!(c.touch(&crate::layout::block_key(1, 0, 100)), "recently used block kept");
-        assert!(!c.touch(&crate::layout::block_key(2, 0, 100)), "least recently used block evicted");
+        assert!(
+            c.touch(&crate::layout::block_key(1, 0, 100)),
+            "recently used block kept"
+        );
+        assert!(
+            !c.touch(&crate::layout::block_key(2, 0, 100)),
+            "least recently used block evicted"
+        );
         assert!(!c.path_for(&crate::layout::block_key(2, 0, 100)).exists());
         let reopened = ReadCache::open(dir.clone(), 300, 0).unwrap();
         assert_eq!(reopened.bytes(), 300);

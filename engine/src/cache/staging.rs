@@ -130,7 +130,14 @@ impl Staging {
             };
             let key = crate::layout::block_key(id, k, len);
             s.staged_bytes.fetch_add(len as u64, Ordering::SeqCst);
-            s.queue.lock().insert((id, k), Entry { key, len: len as u64, since: Instant::now() });
+            s.queue.lock().insert(
+                (id, k),
+                Entry {
+                    key,
+                    len: len as u64,
+                    since: Instant::now(),
+                },
+            );
             recovered += 1;
         }
         if recovered > 0 {
@@ -155,7 +162,11 @@ impl Staging {
             let cur = self.staged_bytes.load(Ordering::SeqCst);
             // Always admit one block when nothing is staged, whatever its size.
             if cur == 0 || cur + n <= self.limit {
-                if self.staged_bytes.compare_exchange(cur, cur + n, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                if self
+                    .staged_bytes
+                    .compare_exchange(cur, cur + n, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+                {
                     return;
                 }
                 continue;
@@ -173,7 +184,14 @@ impl Staging {
     /// Queues a block that is now durably staged.
     pub fn enqueue(&self, key: &str, len: u64) {
         if let Some((id, k, _)) = file_name(key).as_deref().and_then(parse_name) {
-            self.queue.lock().insert((id, k), Entry { key: key.to_string(), len, since: Instant::now() });
+            self.queue.lock().insert(
+                (id, k),
+                Entry {
+                    key: key.to_string(),
+                    len,
+                    since: Instant::now(),
+                },
+            );
             self.work.notify_one();
         }
     }
@@ -201,8 +219,12 @@ impl Staging {
                 let q = self.queue.lock();
                 let mut inflight = self.inflight.lock();
                 let room = self.concurrency.saturating_sub(inflight.len());
-                let picked: Vec<_> =
-                    q.iter().filter(|(id, _)| !inflight.contains(id)).take(room).map(|(id, e)| (*id, e.clone())).collect();
+                let picked: Vec<_> = q
+                    .iter()
+                    .filter(|(id, _)| !inflight.contains(id))
+                    .take(room)
+                    .map(|(id, e)| (*id, e.clone()))
+                    .collect();
                 for (id, _) in &picked {
                     inflight.insert(*id);
                 }
@@ -297,7 +319,8 @@ impl Staging {
             if now >= deadline {
                 return Err(left);
             }
-            let _ = tokio::time::timeout((deadline - now).min(Duration::from_secs(1)), notified).await;
+            let _ =
+                tokio::time::timeout((deadline - now).min(Duration::from_secs(1)), notified).await;
         }
     }
 }
@@ -350,13 +373,24 @@ mod tests {
         let store = Arc::new(MemoryStore::new());
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
-            let s = Staging::open(dir.clone(), store.clone(), 1 << 20, 4, Duration::from_secs(60)).unwrap();
+            let s = Staging::open(
+                dir.clone(),
+                store.clone(),
+                1 << 20,
+                4,
+                Duration::from_secs(60),
+            )
+            .unwrap();
             assert_eq!(s.backlog(), (1, 5));
             tokio::spawn(s.clone().run());
             s.drain(Duration::from_secs(10)).await.unwrap();
             assert_eq!(&store.get(&key, None).await.unwrap()[..], b"hello");
         });
-        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "uploaded and temporary files are gone");
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            0,
+            "uploaded and temporary files are gone"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -365,14 +399,24 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ringfs-staging-{}", uuid::Uuid::new_v4()));
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
-            let s = Staging::open(dir.clone(), Arc::new(MemoryStore::new()), 10, 1, Duration::from_secs(60)).unwrap();
+            let s = Staging::open(
+                dir.clone(),
+                Arc::new(MemoryStore::new()),
+                10,
+                1,
+                Duration::from_secs(60),
+            )
+            .unwrap();
             s.reserve(8).await;
             let s2 = s.clone();
             let waiter = tokio::spawn(async move { s2.reserve(8).await });
             tokio::time::sleep(Duration::from_millis(100)).await;
             assert!(!waiter.is_finished(), "second reservation waits for room");
             s.release(8);
-            tokio::time::timeout(Duration::from_secs(2), waiter).await.unwrap().unwrap();
+            tokio::time::timeout(Duration::from_secs(2), waiter)
+                .await
+                .unwrap()
+                .unwrap();
         });
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -24,7 +24,10 @@ struct Inner {
 
 impl BlockCache {
     pub fn new(limit: usize) -> Self {
-        BlockCache { inner: RefCell::new(Inner::default()), limit }
+        BlockCache {
+            inner: RefCell::new(Inner::default()),
+            limit,
+        }
     }
 
     pub fn get(&self, key: &str) -> Option<Bytes> {
@@ -54,7 +57,9 @@ impl BlockCache {
         }
         i.order.push_back((key.to_string(), t));
         while i.bytes > self.limit {
-            let Some((k, t)) = i.order.pop_front() else { break };
+            let Some((k, t)) = i.order.pop_front() else {
+                break;
+            };
             // Skip stale order entries (the block was used again later).
             if i.blocks.get(&k).is_some_and(|(_, used)| *used == t) {
                 if let Some((b, _)) = i.blocks.remove(&k) {

@@ -39,7 +39,11 @@ impl WriteBuffer {
 
     /// End of the furthest pending byte (file offset), 0 if none.
     pub fn end(&self, chunk_size: u64) -> u64 {
-        self.slices.iter().map(|s| s.chunk as u64 * chunk_size + s.end() as u64).max().unwrap_or(0)
+        self.slices
+            .iter()
+            .map(|s| s.chunk as u64 * chunk_size + s.end() as u64)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Buffers `data` at file offset `off`. Appends to the newest slice of the chunk when
@@ -56,7 +60,11 @@ impl WriteBuffer {
             let room = (chunk_size - pos as u64) as usize;
             let n = room.min(data.len() - done);
             let piece = &data[done..done + n];
-            let newest = self.slices.iter_mut().filter(|s| s.chunk == chunk).max_by_key(|s| s.seq);
+            let newest = self
+                .slices
+                .iter_mut()
+                .filter(|s| s.chunk == chunk)
+                .max_by_key(|s| s.seq);
             match newest {
                 Some(s) if s.end() == pos => s.data.extend_from_slice(piece),
                 Some(s) if pos >= s.pos && pos + n as u32 <= s.end() => {
@@ -68,11 +76,20 @@ impl WriteBuffer {
                     let mut buf = BytesMut::with_capacity(n.max(64 * 1024));
                     buf.extend_from_slice(piece);
                     self.next_seq += 1;
-                    self.slices.push(PendingSlice { chunk, pos, data: buf, seq: self.next_seq });
+                    self.slices.push(PendingSlice {
+                        chunk,
+                        pos,
+                        data: buf,
+                        seq: self.next_seq,
+                    });
                 }
             }
             self.bytes += n;
-            if let Some(i) = self.slices.iter().position(|s| s.chunk == chunk && s.end() as u64 == chunk_size) {
+            if let Some(i) = self
+                .slices
+                .iter()
+                .position(|s| s.chunk == chunk && s.end() as u64 == chunk_size)
+            {
                 if !full.contains(&i) {
                     full.push(i);
                 }
@@ -119,7 +136,14 @@ impl WriteBuffer {
                 let s_start = s.file_offset(chunk_size);
                 let s_end = s_start + s.data.len() as u64;
                 let (a, b) = (s_start.max(off), s_end.min(end));
-                (a < b).then(|| (a, Bytes::copy_from_slice(&s.data[(a - s_start) as usize..(b - s_start) as usize])))
+                (a < b).then(|| {
+                    (
+                        a,
+                        Bytes::copy_from_slice(
+                            &s.data[(a - s_start) as usize..(b - s_start) as usize],
+                        ),
+                    )
+                })
             })
             .collect()
     }

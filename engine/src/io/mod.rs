@@ -28,7 +28,10 @@ pub trait IoEngine {
 }
 
 fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(format!(".tmp{}", std::process::id()));
     path.with_file_name(name)
 }
@@ -104,12 +107,16 @@ impl IoEngine for PsyncIo {
 
     async fn write_plain(&self, path: &Path, data: Bytes) -> io::Result<()> {
         let path = path.to_path_buf();
-        tokio::task::spawn_blocking(move || std::fs::write(&path, &data)).await.map_err(io::Error::other)?
+        tokio::task::spawn_blocking(move || std::fs::write(&path, &data))
+            .await
+            .map_err(io::Error::other)?
     }
 
     async fn read_all(&self, path: &Path) -> io::Result<Bytes> {
         let path = path.to_path_buf();
-        tokio::task::spawn_blocking(move || std::fs::read(&path).map(Bytes::from)).await.map_err(io::Error::other)?
+        tokio::task::spawn_blocking(move || std::fs::read(&path).map(Bytes::from))
+            .await
+            .map_err(io::Error::other)?
     }
 
     fn name(&self) -> &'static str {
@@ -125,7 +132,10 @@ pub struct FaultyIo<E> {
 
 impl<E: IoEngine> FaultyIo<E> {
     pub fn new(inner: E) -> Self {
-        FaultyIo { inner, fail_writes: std::cell::Cell::new(0) }
+        FaultyIo {
+            inner,
+            fail_writes: std::cell::Cell::new(0),
+        }
     }
 
     /// The next `n` writes fail with ENOSPC.
@@ -177,7 +187,9 @@ mod tests {
         io.write_durable(&p, data.clone()).await.unwrap();
         assert_eq!(io.read_all(&p).await.unwrap(), data);
         assert!(!tmp_path(&p).exists(), "temporary file renamed away");
-        io.write_durable(&p, Bytes::from_static(b"short")).await.unwrap();
+        io.write_durable(&p, Bytes::from_static(b"short"))
+            .await
+            .unwrap();
         assert_eq!(&io.read_all(&p).await.unwrap()[..], b"short");
     }
 
@@ -185,13 +197,19 @@ mod tests {
     fn psync_engine_round_trips() {
         let dir = std::env::temp_dir().join(format!("ringfs-io-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(round_trip(&PsyncIo, &dir));
         let faulty = FaultyIo::new(PsyncIo);
         faulty.fail_next_writes(1);
-        let e = rt.block_on(faulty.write_durable(&dir.join("x"), Bytes::from_static(b"1"))).unwrap_err();
+        let e = rt
+            .block_on(faulty.write_durable(&dir.join("x"), Bytes::from_static(b"1")))
+            .unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ENOSPC));
-        rt.block_on(faulty.write_durable(&dir.join("x"), Bytes::from_static(b"1"))).unwrap();
+        rt.block_on(faulty.write_durable(&dir.join("x"), Bytes::from_static(b"1")))
+            .unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

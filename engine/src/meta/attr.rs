@@ -74,7 +74,10 @@ impl Timestamp {
 
     pub fn from_system(t: SystemTime) -> Self {
         match t.duration_since(UNIX_EPOCH) {
-            Ok(d) => Timestamp { secs: d.as_secs() as i64, nsecs: d.subsec_nanos() },
+            Ok(d) => Timestamp {
+                secs: d.as_secs() as i64,
+                nsecs: d.subsec_nanos(),
+            },
             Err(e) => {
                 let d = e.duration();
                 let mut secs = -(d.as_secs() as i64);
@@ -166,7 +169,12 @@ impl Attr {
     }
 
     pub fn decode(ino: Ino, b: &[u8]) -> Result<Self, MetaError> {
-        let corrupt = || MetaError::Corrupt(format!("attribute record of inode {ino} ({} bytes)", b.len()));
+        let corrupt = || {
+            MetaError::Corrupt(format!(
+                "attribute record of inode {ino} ({} bytes)",
+                b.len()
+            ))
+        };
         if b.len() != ATTR_BYTES || b[0] != ATTR_VERSION {
             return Err(corrupt());
         }
@@ -174,7 +182,10 @@ impl Attr {
         let u16_at = |o: usize| u16::from_be_bytes([b[o], b[o + 1]]);
         let u32_at = |o: usize| u32::from_be_bytes(b[o..o + 4].try_into().unwrap_or_default());
         let u64_at = |o: usize| u64::from_be_bytes(b[o..o + 8].try_into().unwrap_or_default());
-        let ts_at = |o: usize| Timestamp { secs: u64_at(o) as i64, nsecs: u32_at(o + 8).min(999_999_999) };
+        let ts_at = |o: usize| Timestamp {
+            secs: u64_at(o) as i64,
+            nsecs: u32_at(o + 8).min(999_999_999),
+        };
         Ok(Attr {
             ino,
             kind,
@@ -209,10 +220,14 @@ impl Dentry {
 
     pub fn decode(b: &[u8]) -> Result<Self, MetaError> {
         if b.len() != 9 {
-            return Err(MetaError::Corrupt(format!("directory entry value of {} bytes", b.len())));
+            return Err(MetaError::Corrupt(format!(
+                "directory entry value of {} bytes",
+                b.len()
+            )));
         }
         let ino = u64::from_be_bytes(b[..8].try_into().unwrap_or_default());
-        let kind = FileKind::from_u8(b[8]).ok_or_else(|| MetaError::Corrupt("directory entry kind".into()))?;
+        let kind = FileKind::from_u8(b[8])
+            .ok_or_else(|| MetaError::Corrupt("directory entry kind".into()))?;
         Ok(Dentry { ino, kind })
     }
 }
@@ -263,7 +278,10 @@ mod tests {
     #[test]
     fn names() {
         assert!(check_name(b"ok").is_ok());
-        assert!(matches!(check_name(&[b'a'; 256]), Err(MetaError::NameTooLong)));
+        assert!(matches!(
+            check_name(&[b'a'; 256]),
+            Err(MetaError::NameTooLong)
+        ));
         assert!(check_name(&[b'a'; 255]).is_ok());
         assert!(check_name(b"a/b").is_err());
         assert!(check_name(b"a\0b").is_err());
@@ -274,7 +292,10 @@ mod tests {
 
     #[test]
     fn negative_timestamps_round_trip() {
-        let t = Timestamp { secs: -5, nsecs: 250 };
+        let t = Timestamp {
+            secs: -5,
+            nsecs: 250,
+        };
         assert_eq!(Timestamp::from_system(t.to_system()), t);
     }
 }

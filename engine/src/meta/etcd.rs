@@ -16,8 +16,8 @@
 use super::kv::*;
 use async_trait::async_trait;
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, PutOptions, TlsOptions, Txn, TxnOp,
-    TxnOpResponse,
+    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, PutOptions, TlsOptions,
+    Txn, TxnOp, TxnOpResponse,
 };
 use std::path::PathBuf;
 use std::time::Duration;
@@ -74,15 +74,18 @@ impl EtcdKv {
         if opts.ca_file.is_some() || opts.cert_file.is_some() {
             let mut tls = TlsOptions::new();
             if let Some(ca) = &opts.ca_file {
-                let pem = std::fs::read(ca)
-                    .map_err(|e| KvError::Other(format!("reading etcd CA file {}: {e}", ca.display())))?;
+                let pem = std::fs::read(ca).map_err(|e| {
+                    KvError::Other(format!("reading etcd CA file {}: {e}", ca.display()))
+                })?;
                 tls = tls.ca_certificate(etcd_client::Certificate::from_pem(pem));
             }
             if let (Some(c), Some(k)) = (&opts.cert_file, &opts.key_file) {
-                let cert = std::fs::read(c)
-                    .map_err(|e| KvError::Other(format!("reading etcd client cert {}: {e}", c.display())))?;
-                let key = std::fs::read(k)
-                    .map_err(|e| KvError::Other(format!("reading etcd client key {}: {e}", k.display())))?;
+                let cert = std::fs::read(c).map_err(|e| {
+                    KvError::Other(format!("reading etcd client cert {}: {e}", c.display()))
+                })?;
+                let key = std::fs::read(k).map_err(|e| {
+                    KvError::Other(format!("reading etcd client key {}: {e}", k.display()))
+                })?;
                 tls = tls.identity(etcd_client::Identity::from_pem(cert, key));
             }
             co = co.with_tls(tls);
@@ -102,7 +105,12 @@ impl EtcdKv {
             }
         };
         let connect_attempts = 2 * opts.endpoints.len() as u32 + 1;
-        let kv = EtcdKv { client, endpoints, request_timeout: opts.dial_timeout, connect_attempts };
+        let kv = EtcdKv {
+            client,
+            endpoints,
+            request_timeout: opts.dial_timeout,
+            connect_attempts,
+        };
         // Connecting is lazy: prove a member answers. A maintenance status needs no key
         // permission: with etcd auth, the user may be allowed only `<prefix>/` (a read of
         // any other key, as this probe once did, fails with "permission denied"). Bad
@@ -115,7 +123,10 @@ impl EtcdKv {
             false,
         )
         .await?;
-        Ok(EtcdKv { request_timeout: opts.request_timeout, ..kv })
+        Ok(EtcdKv {
+            request_timeout: opts.request_timeout,
+            ..kv
+        })
     }
 
     pub fn client(&self) -> &Client {
@@ -147,7 +158,12 @@ impl EtcdKv {
                         reason: format!("no reply within {:?}", self.request_timeout),
                     })
                 }
-                Err(_) => return Err(KvError::Timeout { endpoints: self.endpoints.clone(), after: self.request_timeout }),
+                Err(_) => {
+                    return Err(KvError::Timeout {
+                        endpoints: self.endpoints.clone(),
+                        after: self.request_timeout,
+                    })
+                }
             }
         }
     }
@@ -155,7 +171,9 @@ impl EtcdKv {
 
 /// Whether the request failed while connecting to an endpoint (so it was never sent).
 fn is_connect_error(e: &etcd_client::Error) -> bool {
-    let etcd_client::Error::GRpcStatus(s) = e else { return false };
+    let etcd_client::Error::GRpcStatus(s) = e else {
+        return false;
+    };
     if s.code() != tonic::Code::Unavailable {
         return false;
     }
@@ -202,7 +220,10 @@ fn classify(endpoints: &str, e: etcd_client::Error, is_write: bool) -> KvError {
     let endpoints = endpoints.to_string();
     match e {
         // Refused while connecting: nothing was sent, so even a write is not ambiguous.
-        ref e if is_connect_error(e) => KvError::Unavailable { endpoints, reason: e.to_string() },
+        ref e if is_connect_error(e) => KvError::Unavailable {
+            endpoints,
+            reason: e.to_string(),
+        },
         E::GRpcStatus(s) => {
             let msg = s.message().to_string();
             if msg.contains("database space exceeded") || msg.contains("NOSPACE") {
@@ -217,11 +238,21 @@ fn classify(endpoints: &str, e: etcd_client::Error, is_write: bool) -> KvError {
             }
             match s.code() {
                 Code::Unauthenticated | Code::PermissionDenied => KvError::Auth(msg),
-                Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown | Code::Aborted => {
+                Code::Unavailable
+                | Code::DeadlineExceeded
+                | Code::Cancelled
+                | Code::Unknown
+                | Code::Aborted => {
                     if is_write {
-                        KvError::Ambiguous { endpoints, reason: format!("{:?}: {msg}", s.code()) }
+                        KvError::Ambiguous {
+                            endpoints,
+                            reason: format!("{:?}: {msg}", s.code()),
+                        }
                     } else {
-                        KvError::Unavailable { endpoints, reason: format!("{:?}: {msg}", s.code()) }
+                        KvError::Unavailable {
+                            endpoints,
+                            reason: format!("{:?}: {msg}", s.code()),
+                        }
                     }
                 }
                 Code::ResourceExhausted => KvError::TooLarge(msg),
@@ -229,8 +260,14 @@ fn classify(endpoints: &str, e: etcd_client::Error, is_write: bool) -> KvError {
             }
         }
         // A transport error happens before the request is on the wire.
-        E::TransportError(t) => KvError::Unavailable { endpoints, reason: t.to_string() },
-        E::IoError(io) => KvError::Unavailable { endpoints, reason: io.to_string() },
+        E::TransportError(t) => KvError::Unavailable {
+            endpoints,
+            reason: t.to_string(),
+        },
+        E::IoError(io) => KvError::Unavailable {
+            endpoints,
+            reason: io.to_string(),
+        },
         other => KvError::Other(other.to_string()),
     }
 }
@@ -249,18 +286,27 @@ fn to_etcd_cmp(c: &Cmp) -> Compare {
 fn to_etcd_op(w: &Write) -> TxnOp {
     match w {
         Write::Put { key, value, lease } => {
-            let opts = if *lease != 0 { Some(PutOptions::new().with_lease(*lease)) } else { None };
+            let opts = if *lease != 0 {
+                Some(PutOptions::new().with_lease(*lease))
+            } else {
+                None
+            };
             TxnOp::put(key.clone(), value.clone(), opts)
         }
         Write::Delete { key } => TxnOp::delete(key.clone(), None),
-        Write::DeleteRange { start, end } => {
-            TxnOp::delete(start.clone(), Some(DeleteOptions::new().with_range(end.clone())))
-        }
+        Write::DeleteRange { start, end } => TxnOp::delete(
+            start.clone(),
+            Some(DeleteOptions::new().with_range(end.clone())),
+        ),
     }
 }
 
 fn kv_of(kv: &etcd_client::KeyValue) -> KeyValue {
-    KeyValue { key: kv.key().to_vec(), value: kv.value().to_vec(), mod_rev: kv.mod_revision() }
+    KeyValue {
+        key: kv.key().to_vec(),
+        value: kv.value().to_vec(),
+        mod_rev: kv.mod_revision(),
+    }
 }
 
 #[async_trait]
@@ -296,7 +342,11 @@ impl KvStore for EtcdKv {
         for r in resp.op_responses() {
             match r {
                 TxnOpResponse::Get(g) => out.push(g.kvs().first().map(kv_of)),
-                _ => return Err(KvError::Other("unexpected response in read transaction".into())),
+                _ => {
+                    return Err(KvError::Other(
+                        "unexpected response in read transaction".into(),
+                    ))
+                }
             }
         }
         if out.len() != keys.len() {
@@ -305,7 +355,12 @@ impl KvStore for EtcdKv {
         Ok((out, rev))
     }
 
-    async fn range(&self, start: &[u8], end: &[u8], limit: usize) -> Result<(Vec<KeyValue>, bool), KvError> {
+    async fn range(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<(Vec<KeyValue>, bool), KvError> {
         let mut opts = GetOptions::new().with_range(end.to_vec());
         if limit > 0 {
             opts = opts.with_limit(limit as i64);
@@ -335,7 +390,10 @@ impl KvStore for EtcdKv {
                 true,
             )
             .await?;
-        Ok(TxnOutcome { succeeded: resp.succeeded(), revision: resp.header().map(|h| h.revision()).unwrap_or(0) })
+        Ok(TxnOutcome {
+            succeeded: resp.succeeded(),
+            revision: resp.header().map(|h| h.revision()).unwrap_or(0),
+        })
     }
 
     async fn lease_grant(&self, ttl_secs: i64) -> Result<i64, KvError> {

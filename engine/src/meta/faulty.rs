@@ -23,7 +23,11 @@ pub struct FaultyKv<S> {
 
 impl<S: KvStore> FaultyKv<S> {
     pub fn new(inner: S) -> Self {
-        FaultyKv { inner, faults: Mutex::new(Vec::new()), reads_failing: Mutex::new(0) }
+        FaultyKv {
+            inner,
+            faults: Mutex::new(Vec::new()),
+            reads_failing: Mutex::new(0),
+        }
     }
 
     /// The next transactions suffer these faults, in order.
@@ -42,7 +46,10 @@ impl<S: KvStore> FaultyKv<S> {
     }
 
     fn unavailable(&self) -> KvError {
-        KvError::Unavailable { endpoints: self.describe(), reason: "injected fault".into() }
+        KvError::Unavailable {
+            endpoints: self.describe(),
+            reason: "injected fault".into(),
+        }
     }
 
     fn read_fault(&self) -> Option<KvError> {
@@ -64,7 +71,12 @@ impl<S: KvStore> KvStore for FaultyKv<S> {
         self.inner.get_many(keys).await
     }
 
-    async fn range(&self, start: &[u8], end: &[u8], limit: usize) -> Result<(Vec<KeyValue>, bool), KvError> {
+    async fn range(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<(Vec<KeyValue>, bool), KvError> {
         if let Some(e) = self.read_fault() {
             return Err(e);
         }
@@ -78,7 +90,10 @@ impl<S: KvStore> KvStore for FaultyKv<S> {
             Some(TxnFault::Unavailable) => Err(self.unavailable()),
             Some(TxnFault::LoseReply) => {
                 self.inner.txn(txn).await?;
-                Err(KvError::Ambiguous { endpoints: self.describe(), reason: "injected lost reply".into() })
+                Err(KvError::Ambiguous {
+                    endpoints: self.describe(),
+                    reason: "injected lost reply".into(),
+                })
             }
         }
     }

@@ -92,7 +92,9 @@ impl Keys {
         if key.len() < head || key[..self.prefix.len()] != self.prefix[..] {
             return None;
         }
-        if key[self.prefix.len()] != tag::DENTRY || key[self.prefix.len() + 1..head] != parent.to_be_bytes() {
+        if key[self.prefix.len()] != tag::DENTRY
+            || key[self.prefix.len() + 1..head] != parent.to_be_bytes()
+        {
             return None;
         }
         Some(&key[head..])
@@ -156,6 +158,22 @@ impl Keys {
         k.extend_from_slice(&ino.to_be_bytes());
         k.extend_from_slice(&parent.to_be_bytes());
         k
+    }
+
+    /// All hard-link parent records of one inode: `[start, end)`.
+    pub fn parent_range(&self, ino: Ino) -> (Vec<u8>, Vec<u8>) {
+        let start = self.with(tag::PARENT, 8);
+        let mut start = start;
+        start.extend_from_slice(&ino.to_be_bytes());
+        let end = prefix_end(&start);
+        (start, end)
+    }
+
+    /// The parent directory named by a key of [`Keys::parent_range`]`(ino)`.
+    pub fn parent_of_key(&self, ino: Ino, key: &[u8]) -> Option<Ino> {
+        let (start, _) = self.parent_range(ino);
+        let rest = key.strip_prefix(&start[..])?;
+        Some(u64::from_be_bytes(rest.try_into().ok()?))
     }
 
     pub fn counter(&self, name: &str) -> Vec<u8> {

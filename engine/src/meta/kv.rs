@@ -27,9 +27,18 @@ pub enum Cmp {
 /// A transaction write.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Write {
-    Put { key: Vec<u8>, value: Vec<u8>, lease: i64 },
-    Delete { key: Vec<u8> },
-    DeleteRange { start: Vec<u8>, end: Vec<u8> },
+    Put {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        lease: i64,
+    },
+    Delete {
+        key: Vec<u8>,
+    },
+    DeleteRange {
+        start: Vec<u8>,
+        end: Vec<u8>,
+    },
 }
 
 impl Write {
@@ -68,7 +77,8 @@ pub struct TxnRequest {
 
 impl TxnRequest {
     pub fn wire_bytes(&self) -> usize {
-        self.compares.iter().map(Cmp::wire_bytes).sum::<usize>() + self.writes.iter().map(Write::wire_bytes).sum::<usize>()
+        self.compares.iter().map(Cmp::wire_bytes).sum::<usize>()
+            + self.writes.iter().map(Write::wire_bytes).sum::<usize>()
     }
 }
 
@@ -89,7 +99,10 @@ pub enum KvError {
     #[error("etcd request outcome unknown at {endpoints}: {reason}")]
     Ambiguous { endpoints: String, reason: String },
     #[error("etcd request timed out after {after:?} at {endpoints}")]
-    Timeout { endpoints: String, after: std::time::Duration },
+    Timeout {
+        endpoints: String,
+        after: std::time::Duration,
+    },
     /// etcd's space quota alarm is raised; nothing can be written until it is fixed.
     #[error("etcd is out of space (alarm NOSPACE): compact and defragment etcd, or raise --quota-backend-bytes, then disarm the alarm (etcdctl alarm disarm)")]
     NoSpace,
@@ -105,7 +118,10 @@ pub enum KvError {
 impl KvError {
     /// Worth retrying the same request (for reads), or re-running the operation.
     pub fn is_transient(&self) -> bool {
-        matches!(self, KvError::Unavailable { .. } | KvError::Ambiguous { .. } | KvError::Timeout { .. })
+        matches!(
+            self,
+            KvError::Unavailable { .. } | KvError::Ambiguous { .. } | KvError::Timeout { .. }
+        )
     }
 }
 
@@ -117,7 +133,12 @@ pub trait KvStore: Send + Sync + 'static {
     async fn get_many(&self, keys: &[Vec<u8>]) -> Result<(Vec<Option<KeyValue>>, i64), KvError>;
 
     /// Keys in `[start, end)` in order, at most `limit` (0: no limit); the flag says more exist.
-    async fn range(&self, start: &[u8], end: &[u8], limit: usize) -> Result<(Vec<KeyValue>, bool), KvError>;
+    async fn range(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<(Vec<KeyValue>, bool), KvError>;
 
     async fn txn(&self, txn: &TxnRequest) -> Result<TxnOutcome, KvError>;
 
@@ -134,9 +155,16 @@ pub trait KvStore: Send + Sync + 'static {
 impl fmt::Display for Cmp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Cmp::ModRev { key, rev } => write!(f, "mod_rev({}) == {rev}", String::from_utf8_lossy(key)),
+            Cmp::ModRev { key, rev } => {
+                write!(f, "mod_rev({}) == {rev}", String::from_utf8_lossy(key))
+            }
             Cmp::RangeEmpty { start, end } => {
-                write!(f, "empty[{}, {})", String::from_utf8_lossy(start), String::from_utf8_lossy(end))
+                write!(
+                    f,
+                    "empty[{}, {})",
+                    String::from_utf8_lossy(start),
+                    String::from_utf8_lossy(end)
+                )
             }
         }
     }

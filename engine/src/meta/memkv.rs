@@ -39,12 +39,23 @@ impl KvStore for MemKv {
         let s = self.state.lock();
         let out = keys
             .iter()
-            .map(|k| s.data.get(k).map(|(v, r)| KeyValue { key: k.clone(), value: v.clone(), mod_rev: *r }))
+            .map(|k| {
+                s.data.get(k).map(|(v, r)| KeyValue {
+                    key: k.clone(),
+                    value: v.clone(),
+                    mod_rev: *r,
+                })
+            })
             .collect();
         Ok((out, s.rev))
     }
 
-    async fn range(&self, start: &[u8], end: &[u8], limit: usize) -> Result<(Vec<KeyValue>, bool), KvError> {
+    async fn range(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<(Vec<KeyValue>, bool), KvError> {
         let s = self.state.lock();
         let mut out = Vec::new();
         for (k, (v, r)) in s.data.range(start.to_vec()..) {
@@ -54,7 +65,11 @@ impl KvStore for MemKv {
             if limit > 0 && out.len() == limit {
                 return Ok((out, true));
             }
-            out.push(KeyValue { key: k.clone(), value: v.clone(), mod_rev: *r });
+            out.push(KeyValue {
+                key: k.clone(),
+                value: v.clone(),
+                mod_rev: *r,
+            });
         }
         Ok((out, false))
     }
@@ -66,7 +81,10 @@ impl KvStore for MemKv {
             Cmp::RangeEmpty { start, end } => !s.data.keys().any(|k| in_range(k, start, end)),
         });
         if !ok {
-            return Ok(TxnOutcome { succeeded: false, revision: s.rev });
+            return Ok(TxnOutcome {
+                succeeded: false,
+                revision: s.rev,
+            });
         }
         if !txn.writes.is_empty() {
             s.rev += 1;
@@ -85,7 +103,10 @@ impl KvStore for MemKv {
                 }
             }
         }
-        Ok(TxnOutcome { succeeded: true, revision: rev })
+        Ok(TxnOutcome {
+            succeeded: true,
+            revision: rev,
+        })
     }
 
     async fn lease_grant(&self, _ttl: i64) -> Result<i64, KvError> {

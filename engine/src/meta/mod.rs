@@ -54,6 +54,8 @@ pub enum MetaError {
     TooBig,
     #[error("no space left (metadata store)")]
     NoSpace,
+    #[error("etcd is out of space (alarm NOSPACE): compact and defragment etcd, or raise its --quota-backend-bytes, then disarm the alarm (etcdctl alarm disarm)")]
+    EtcdQuota,
     #[error("file too large")]
     FileTooBig,
     #[error("operation not permitted")]
@@ -90,7 +92,7 @@ impl MetaError {
             NoData => libc::ENODATA,
             Range => libc::ERANGE,
             TooBig => libc::E2BIG,
-            NoSpace => libc::ENOSPC,
+            NoSpace | EtcdQuota => libc::ENOSPC,
             FileTooBig => libc::EFBIG,
             Perm => libc::EPERM,
             Access => libc::EACCES,

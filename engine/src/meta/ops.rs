@@ -121,23 +121,91 @@ fn touch_dir(keys: &Keys, v: &mut View, dir: &mut Attr, nlink_delta: i32) {
     v.put(keys.attr(dir.ino), dir.encode());
 }
 
-/// Drops one link of `attr`, deleting or sustaining the inode at its last link.
-fn drop_link(keys: &Keys, v: &mut View, mut attr: Attr, is_open: &IsOpen, session: u64) -> Unlinked {
+/// Hard-link parents. A non-directory with one link keeps its directory in `attr.parent`;
+/// once it gains a second link `attr.parent` becomes 0 and `P(ino, dir)` records count the
+/// links from each directory (as JuiceFS does). The records live and die with the links,
+/// in the same transaction, so they are never stale.
+fn parent_count(keys: &Keys, v: &mut View, ino: Ino, dir: Ino) -> Result<u32, Step> {
+    Ok(match v.get(&keys.parent(ino, dir))? {
+        Some(b) if b.len() == 4 => u32::from_be_bytes(b[..].try_into().unwrap_or_default()),
+        _ => 0,
+    })
+}
+
+fn set_parent_count(keys: &Keys, v: &mut View, ino: Ino, dir: Ino, n: u32) {
+    if n == 0 {
+        v.delete(keys.parent(ino, dir));
+    } else {
+        v.put(keys.parent(ino, dir), n.to_be_bytes().to_vec());
+    }
+}
+
+/// Records a new link of non-directory `attr` in `dir` (caller writes `attr`).
+fn add_parent(keys: &Keys, v: &mut View, attr: &mut Attr, dir: Ino) -> Result<(), Step> {
+    if attr.parent != 0 {
+        let first = attr.parent;
+        attr.parent = 0;
+        let n = parent_count(keys, v, attr.ino, first)?;
+        set_parent_count(keys, v, attr.ino, first, n + 1);
+    }
+    let n = parent_count(keys, v, attr.ino, dir)?;
+    set_parent_count(keys, v, attr.ino, dir, n + 1);
+    Ok(())
+}
+
+/// Forgets one link of non-directory `attr` in `dir` (caller writes `attr`).
+fn remove_parent(keys: &Keys, v: &mut View, attr: &Attr, dir: Ino) -> Result<(), Step> {
+    if attr.parent == 0 {
+        let n = parent_count(keys, v, attr.ino, dir)?;
+        set_parent_count(keys, v, attr.ino, dir, n.saturating_sub(1));
+    }
+    Ok(())
+}
+
+/// Moves one link of non-directory `attr` from `from` to `to` (caller writes `attr`).
+fn move_parent(keys: &Keys, v: &mut View, attr: &mut Attr, from: Ino, to: Ino) -> Result<(), Step> {
+    if from == to {
+        return Ok(());
+    }
+    if attr.parent != 0 {
+        attr.parent = to;
+        return Ok(());
+    }
+    remove_parent(keys, v, attr, from)?;
+    let n = parent_count(keys, v, attr.ino, to)?;
+    set_parent_count(keys, v, attr.ino, to, n + 1);
+    Ok(())
+}
+
+/// Drops the link of `attr` in `dir`, deleting or sustaining the inode at its last link.
+fn drop_link(
+    keys: &Keys,
+    v: &mut View,
+    mut attr: Attr,
+    dir: Ino,
+    is_open: &IsOpen,
+    session: u64,
+) -> Result<Unlinked, Step> {
     attr.ctime = v.now;
     let last = attr.kind == FileKind::Dir || attr.nlink <= 1;
     if !last {
         attr.nlink -= 1;
+        remove_parent(keys, v, &attr, dir)?;
         v.put(keys.attr(attr.ino), attr.encode());
-        return Unlinked::Linked(attr);
+        return Ok(Unlinked::Linked(attr));
     }
     attr.nlink = 0;
+    if attr.kind != FileKind::Dir && attr.parent == 0 {
+        let (s, e) = keys.parent_range(attr.ino);
+        v.delete_range(s, e);
+    }
     if attr.kind == FileKind::File && is_open(attr.ino) {
         v.put(keys.attr(attr.ino), attr.encode());
         v.put(keys.sustained(attr.ino), session.to_be_bytes().to_vec());
-        return Unlinked::Sustained(attr);
+        return Ok(Unlinked::Sustained(attr));
     }
     delete_inode(keys, v, &attr);
-    Unlinked::Deleted(attr)
+    Ok(Unlinked::Deleted(attr))
 }
 
 /// Removes an inode's records; a regular file's chunks stay for the background deleter,
@@ -156,9 +224,21 @@ fn delete_inode(keys: &Keys, v: &mut View, attr: &Attr) {
 impl Meta {
     /// Writes a new volume: its record, the root directory and the counters. Refuses an
     /// existing volume unless `force` (which wipes its metadata first).
-    pub async fn format(kv: Arc<dyn KvStore>, keys: &Keys, record: &VolumeRecord, force: bool) -> Result<(), MetaError> {
+    pub async fn format(
+        kv: Arc<dyn KvStore>,
+        keys: &Keys,
+        record: &VolumeRecord,
+        force: bool,
+    ) -> Result<(), MetaError> {
         record.check_supported()?;
-        let runner = Runner::new(kv, RunnerOptions { group_commit: false, cache_entries: 0, ..Default::default() });
+        let runner = Runner::new(
+            kv,
+            RunnerOptions {
+                group_commit: false,
+                cache_entries: 0,
+                ..Default::default()
+            },
+        );
         let keys = keys.clone();
         let rec = record.clone();
         runner
@@ -188,8 +268,14 @@ impl Meta {
     }
 
     /// Reads the volume record (None if the volume does not exist).
-    pub async fn load_volume(kv: &Arc<dyn KvStore>, keys: &Keys) -> Result<Option<VolumeRecord>, MetaError> {
-        let (vals, _) = kv.get_many(&[keys.volume()]).await.map_err(|e| super::runner::kv_error("load volume", e))?;
+    pub async fn load_volume(
+        kv: &Arc<dyn KvStore>,
+        keys: &Keys,
+    ) -> Result<Option<VolumeRecord>, MetaError> {
+        let (vals, _) = kv
+            .get_many(&[keys.volume()])
+            .await
+            .map_err(|e| super::runner::kv_error("load volume", e))?;
         match vals.into_iter().next().flatten() {
             Some(kv) => Ok(Some(VolumeRecord::decode(&kv.value)?)),
             None => Ok(None),
@@ -197,14 +283,22 @@ impl Meta {
     }
 
     /// Opens an existing volume and registers this client's session on an etcd lease.
-    pub async fn open(kv: Arc<dyn KvStore>, keys: Keys, opts: RunnerOptions, session_info: &str) -> Result<Self, MetaError> {
+    pub async fn open(
+        kv: Arc<dyn KvStore>,
+        keys: Keys,
+        opts: RunnerOptions,
+        session_info: &str,
+    ) -> Result<Self, MetaError> {
         let volume = Self::load_volume(&kv, &keys).await?.ok_or_else(|| {
             MetaError::Volume(format!(
                 "volume not found at etcd key prefix '{}' (run `ringfs format` first)",
                 String::from_utf8_lossy(keys.prefix())
             ))
         })?;
-        let lease = kv.lease_grant(60).await.map_err(|e| super::runner::kv_error("session", e))?;
+        let lease = kv
+            .lease_grant(60)
+            .await
+            .map_err(|e| super::runner::kv_error("session", e))?;
         let session = (lease as u64) ^ ((std::process::id() as u64) << 32);
         let runner = Runner::new(kv, opts);
         let meta = Meta {
@@ -250,7 +344,12 @@ impl Meta {
 
     /// Refreshes the session lease; call every few seconds.
     pub async fn heartbeat(&self) -> Result<(), MetaError> {
-        let ttl = self.runner.kv().lease_keep_alive(self.lease).await.map_err(|e| super::runner::kv_error("heartbeat", e))?;
+        let ttl = self
+            .runner
+            .kv()
+            .lease_keep_alive(self.lease)
+            .await
+            .map_err(|e| super::runner::kv_error("heartbeat", e))?;
         if ttl <= 0 {
             return Err(MetaError::Unavailable("session lease expired".into()));
         }
@@ -259,11 +358,19 @@ impl Meta {
 
     /// Ends the session: its lease (and the session record) goes away.
     pub async fn close_session(&self) -> Result<(), MetaError> {
-        self.runner.kv().lease_revoke(self.lease).await.map_err(|e| super::runner::kv_error("close session", e))
+        self.runner
+            .kv()
+            .lease_revoke(self.lease)
+            .await
+            .map_err(|e| super::runner::kv_error("close session", e))
     }
 
     async fn next_id(&self, which: &'static str) -> Result<u64, MetaError> {
-        let (range, batch) = if which == "nextInode" { (&self.inodes, INODE_BATCH) } else { (&self.slices, SLICE_BATCH) };
+        let (range, batch) = if which == "nextInode" {
+            (&self.inodes, INODE_BATCH)
+        } else {
+            (&self.slices, SLICE_BATCH)
+        };
         loop {
             {
                 let mut r = range.lock();
@@ -285,8 +392,12 @@ impl Meta {
                 .runner
                 .run_alone("allocate ids", move |v| {
                     let cur = match v.get(&key)? {
-                        Some(b) if b.len() == 8 => u64::from_be_bytes(b[..].try_into().unwrap_or_default()),
-                        Some(_) => return Err(MetaError::Corrupt(format!("counter {which}")).into()),
+                        Some(b) if b.len() == 8 => {
+                            u64::from_be_bytes(b[..].try_into().unwrap_or_default())
+                        }
+                        Some(_) => {
+                            return Err(MetaError::Corrupt(format!("counter {which}")).into())
+                        }
                         None => 1,
                     };
                     let end = cur.checked_add(batch).ok_or(MetaError::NoSpace)?;
@@ -312,7 +423,45 @@ impl Meta {
 
     pub async fn getattr(&self, ino: Ino) -> Result<Attr, MetaError> {
         let keys = self.keys.clone();
-        self.runner.query("getattr", move |v| attr_of(&keys, v, ino)).await
+        self.runner
+            .query("getattr", move |v| attr_of(&keys, v, ino))
+            .await
+    }
+
+    /// The directories holding links to `ino`, with the number of links in each (see
+    /// [`add_parent`]). For fsck-style checks and tools; not on the data path.
+    pub async fn parents(
+        &self,
+        ino: Ino,
+    ) -> Result<std::collections::BTreeMap<Ino, u32>, MetaError> {
+        let a = self.getattr(ino).await?;
+        let mut out = std::collections::BTreeMap::new();
+        if a.kind == FileKind::Dir || a.parent != 0 {
+            if a.nlink > 0 {
+                out.insert(a.parent, 1);
+            }
+            return Ok(out);
+        }
+        let (s, e) = self.keys.parent_range(ino);
+        let (kvs, _) = self
+            .runner
+            .read("parents", |kv| {
+                let (s, e) = (s.clone(), e.clone());
+                async move { kv.range(&s, &e, 0).await }
+            })
+            .await?;
+        for kv in kvs {
+            let (Some(dir), Ok(n)) = (
+                self.keys.parent_of_key(ino, &kv.key),
+                <[u8; 4]>::try_from(&kv.value[..]),
+            ) else {
+                return Err(MetaError::Corrupt(format!(
+                    "bad hard-link parent record of inode {ino}"
+                )));
+            };
+            out.insert(dir, u32::from_be_bytes(n));
+        }
+        Ok(out)
     }
 
     /// Attributes of several inodes in one round trip per 100 (readdirplus).
@@ -358,7 +507,9 @@ impl Meta {
                     Some(b) => Dentry::decode(b)?,
                     None => {
                         return match &vals[1] {
-                            Some(p) if Attr::decode(parent, p)?.kind != FileKind::Dir => Err(MetaError::NotDir.into()),
+                            Some(p) if Attr::decode(parent, p)?.kind != FileKind::Dir => {
+                                Err(MetaError::NotDir.into())
+                            }
                             _ => Err(MetaError::NotFound.into()),
                         }
                     }
@@ -388,7 +539,12 @@ impl Meta {
     /// order. A name cursor is stable under concurrent inserts and deletes: no entry that
     /// exists throughout the listing is skipped or returned twice, and memory is bounded
     /// by the page, whatever the directory's size.
-    pub async fn readdir(&self, ino: Ino, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Dentry)>, MetaError> {
+    pub async fn readdir(
+        &self,
+        ino: Ino,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Dentry)>, MetaError> {
         let (start, end) = self.keys.dentry_range(ino);
         let start = match after {
             Some(name) => {
@@ -398,14 +554,19 @@ impl Meta {
             }
             None => start,
         };
-        let (kvs, _) = self.runner.read("readdir", |kv| {
-            let (s, e) = (start.clone(), end.clone());
-            async move { kv.range(&s, &e, limit).await }
-        })
-        .await?;
+        let (kvs, _) = self
+            .runner
+            .read("readdir", |kv| {
+                let (s, e) = (start.clone(), end.clone());
+                async move { kv.range(&s, &e, limit).await }
+            })
+            .await?;
         let mut out = Vec::with_capacity(kvs.len());
         for kv in kvs {
-            let name = self.keys.dentry_name(ino, &kv.key).ok_or_else(|| MetaError::Corrupt("dentry key".into()))?;
+            let name = self
+                .keys
+                .dentry_name(ino, &kv.key)
+                .ok_or_else(|| MetaError::Corrupt("dentry key".into()))?;
             out.push((name.to_vec(), Dentry::decode(&kv.value)?));
         }
         Ok(out)
@@ -469,7 +630,13 @@ impl Meta {
             .await
     }
 
-    pub async fn symlink(&self, creds: Creds, parent: Ino, name: &[u8], target: &[u8]) -> Result<Attr, MetaError> {
+    pub async fn symlink(
+        &self,
+        creds: Creds,
+        parent: Ino,
+        name: &[u8],
+        target: &[u8],
+    ) -> Result<Attr, MetaError> {
         check_name(name)?;
         if target.is_empty() || target.contains(&0) {
             return Err(MetaError::Invalid("symlink target"));
@@ -490,7 +657,11 @@ impl Meta {
                 if v.get_expect_absent(&dkey)?.is_some() {
                     return Err(MetaError::Exists.into());
                 }
-                let gid = if p.perm & 0o2000 != 0 { p.gid } else { creds.gid };
+                let gid = if p.perm & 0o2000 != 0 {
+                    p.gid
+                } else {
+                    creds.gid
+                };
                 let mut a = Attr::new(ino, FileKind::Symlink, 0o777, creds.uid, gid, parent);
                 a.atime = v.now;
                 a.mtime = v.now;
@@ -498,7 +669,14 @@ impl Meta {
                 a.size = target.len() as u64;
                 v.put(keys.attr(ino), a.encode());
                 v.put(keys.symlink(ino), target.clone());
-                v.put(dkey, Dentry { ino, kind: FileKind::Symlink }.encode());
+                v.put(
+                    dkey,
+                    Dentry {
+                        ino,
+                        kind: FileKind::Symlink,
+                    }
+                    .encode(),
+                );
                 touch_dir(&keys, v, &mut p, 0);
                 Ok(a)
             })
@@ -531,6 +709,7 @@ impl Meta {
                 }
                 a.nlink += 1;
                 a.ctime = v.now;
+                add_parent(&keys, v, &mut a, newparent)?;
                 v.put(keys.attr(ino), a.encode());
                 v.put(dkey, Dentry { ino, kind: a.kind }.encode());
                 touch_dir(&keys, v, &mut p, 0);
@@ -539,7 +718,12 @@ impl Meta {
             .await
     }
 
-    pub async fn unlink(&self, parent: Ino, name: &[u8], is_open: IsOpen) -> Result<Unlinked, MetaError> {
+    pub async fn unlink(
+        &self,
+        parent: Ino,
+        name: &[u8],
+        is_open: IsOpen,
+    ) -> Result<Unlinked, MetaError> {
         if name.len() > 255 {
             return Err(MetaError::NameTooLong);
         }
@@ -556,7 +740,7 @@ impl Meta {
                 let a = attr_of(&keys, v, d.ino)?;
                 v.delete(keys.dentry(parent, &name));
                 touch_dir(&keys, v, &mut p, 0);
-                Ok(drop_link(&keys, v, a, &is_open, session))
+                Ok(drop_link(&keys, v, a, parent, &is_open, session)?)
             })
             .await
     }
@@ -612,7 +796,9 @@ impl Meta {
         if name == b"." || name == b".." || name.is_empty() {
             return Err(MetaError::Invalid("rename of . or .."));
         }
-        if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE) != 0 || flags == RENAME_NOREPLACE | RENAME_EXCHANGE {
+        if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE) != 0
+            || flags == RENAME_NOREPLACE | RENAME_EXCHANGE
+        {
             return Err(MetaError::Invalid("rename flags"));
         }
         let keys = self.keys.clone();
@@ -622,7 +808,11 @@ impl Meta {
             .run("rename", move |v| {
                 let mut sp = dir_of(&keys, v, parent)?;
                 let src = dentry_of(&keys, v, parent, &name)?.ok_or(MetaError::NotFound)?;
-                let mut dp = if newparent == parent { sp.clone() } else { dir_of(&keys, v, newparent)? };
+                let mut dp = if newparent == parent {
+                    sp.clone()
+                } else {
+                    dir_of(&keys, v, newparent)?
+                };
                 if dp.nlink == 0 {
                     return Err(MetaError::NotFound.into());
                 }
@@ -647,16 +837,22 @@ impl Meta {
                 if moving_dirs {
                     let gen_key = keys.rename_gen();
                     let gen = match v.get(&gen_key)? {
-                        Some(b) if b.len() == 8 => u64::from_be_bytes(b[..].try_into().unwrap_or_default()),
+                        Some(b) if b.len() == 8 => {
+                            u64::from_be_bytes(b[..].try_into().unwrap_or_default())
+                        }
                         _ => 0,
                     };
                     v.put(gen_key, (gen + 1).to_be_bytes().to_vec());
                     if src.kind == FileKind::Dir && is_ancestor(&keys, v, src.ino, newparent)? {
-                        return Err(MetaError::Invalid("cannot move a directory under itself").into());
+                        return Err(
+                            MetaError::Invalid("cannot move a directory under itself").into()
+                        );
                     }
                     if let Some(d) = dst.filter(|d| exchange && d.kind == FileKind::Dir) {
                         if is_ancestor(&keys, v, d.ino, parent)? {
-                            return Err(MetaError::Invalid("cannot move a directory under itself").into());
+                            return Err(
+                                MetaError::Invalid("cannot move a directory under itself").into()
+                            );
                         }
                     }
                 }
@@ -672,11 +868,16 @@ impl Meta {
                     if cross {
                         if sa.kind == FileKind::Dir {
                             sa.parent = newparent;
+                        } else {
+                            move_parent(&keys, v, &mut sa, parent, newparent)?;
                         }
                         if da.kind == FileKind::Dir {
                             da.parent = parent;
+                        } else {
+                            move_parent(&keys, v, &mut da, newparent, parent)?;
                         }
-                        let shift = (sa.kind == FileKind::Dir) as i32 - (da.kind == FileKind::Dir) as i32;
+                        let shift =
+                            (sa.kind == FileKind::Dir) as i32 - (da.kind == FileKind::Dir) as i32;
                         touch_dir(&keys, v, &mut sp, -shift);
                         touch_dir(&keys, v, &mut dp, shift);
                     } else {
@@ -701,7 +902,7 @@ impl Meta {
                         }
                         (false, false) => {}
                     }
-                    replaced = Some(drop_link(&keys, v, da, &is_open, session));
+                    replaced = Some(drop_link(&keys, v, da, newparent, &is_open, session)?);
                 }
                 v.delete(keys.dentry(parent, &name));
                 v.put(keys.dentry(newparent, &newname), src.encode());
@@ -709,11 +910,18 @@ impl Meta {
                 let is_dir = sa.kind == FileKind::Dir;
                 if is_dir && cross {
                     sa.parent = newparent;
+                } else if !is_dir {
+                    move_parent(&keys, v, &mut sa, parent, newparent)?;
                 }
                 v.put(keys.attr(sa.ino), sa.encode());
                 if cross {
                     touch_dir(&keys, v, &mut sp, if is_dir { -1 } else { 0 });
-                    touch_dir(&keys, v, &mut dp, dir_delta_dst + if is_dir { 1 } else { 0 });
+                    touch_dir(
+                        &keys,
+                        v,
+                        &mut dp,
+                        dir_delta_dst + if is_dir { 1 } else { 0 },
+                    );
                 } else {
                     touch_dir(&keys, v, &mut sp, dir_delta_dst);
                 }
@@ -811,7 +1019,13 @@ impl Meta {
             .await
     }
 
-    pub async fn setxattr(&self, ino: Ino, name: &[u8], value: &[u8], flags: i32) -> Result<(), MetaError> {
+    pub async fn setxattr(
+        &self,
+        ino: Ino,
+        name: &[u8],
+        value: &[u8],
+        flags: i32,
+    ) -> Result<(), MetaError> {
         check_xattr_name(name)?;
         if value.len() > XATTR_SIZE_MAX {
             return Err(MetaError::TooBig);
@@ -900,7 +1114,8 @@ impl Meta {
             })
             .await?;
         match vals.into_iter().next().flatten() {
-            Some(kv) => layout::decode_chunk(&kv.value).map_err(|e| MetaError::Corrupt(format!("chunk {ino}/{index}: {e}"))),
+            Some(kv) => layout::decode_chunk(&kv.value)
+                .map_err(|e| MetaError::Corrupt(format!("chunk {ino}/{index}: {e}"))),
             None => Ok(Vec::new()),
         }
     }
@@ -908,9 +1123,17 @@ impl Meta {
     /// Commits written slices: appends each to its chunk and grows the file size to
     /// `end` if larger, setting mtime and ctime. One transaction for up to ~100 slices;
     /// callers pass at most `MAX_SLICES_PER_COMMIT`.
-    pub async fn commit_slices(&self, ino: Ino, slices: Vec<(u32, SliceRef)>, end: u64) -> Result<Attr, MetaError> {
+    pub async fn commit_slices(
+        &self,
+        ino: Ino,
+        slices: Vec<(u32, SliceRef)>,
+        end: u64,
+    ) -> Result<Attr, MetaError> {
         if slices.len() > MAX_SLICES_PER_COMMIT {
-            return Err(MetaError::Internal(format!("{} slices in one commit", slices.len())));
+            return Err(MetaError::Internal(format!(
+                "{} slices in one commit",
+                slices.len()
+            )));
         }
         let keys = self.keys.clone();
         self.runner
@@ -919,14 +1142,16 @@ impl Meta {
                 if a.kind != FileKind::File {
                     return Err(MetaError::Invalid("write to a non-regular file").into());
                 }
-                let chunk_keys: Vec<Vec<u8>> = slices.iter().map(|(i, _)| keys.chunk(ino, *i)).collect();
+                let chunk_keys: Vec<Vec<u8>> =
+                    slices.iter().map(|(i, _)| keys.chunk(ino, *i)).collect();
                 let refs: Vec<&[u8]> = chunk_keys.iter().map(|k| &k[..]).collect();
                 let vals = v.get_many(&refs)?;
                 let mut pending: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = Default::default();
                 for ((key, (_, s)), cur) in chunk_keys.iter().zip(slices.iter()).zip(vals) {
-                    let buf = pending
-                        .entry(key.clone())
-                        .or_insert_with(|| cur.map(|b| b.to_vec()).unwrap_or_else(|| layout::encode_chunk(&[])));
+                    let buf = pending.entry(key.clone()).or_insert_with(|| {
+                        cur.map(|b| b.to_vec())
+                            .unwrap_or_else(|| layout::encode_chunk(&[]))
+                    });
                     layout::append_encoded(buf, s);
                 }
                 for (k, val) in pending {
@@ -945,12 +1170,20 @@ impl Meta {
 
     /// Replaces a chunk's references (compaction). Fails with `Busy` if the chunk changed
     /// since `expected` was read, so a concurrent write is never lost.
-    pub async fn replace_chunk(&self, ino: Ino, index: u32, expected: Vec<SliceRef>, new: Vec<SliceRef>) -> Result<(), MetaError> {
+    pub async fn replace_chunk(
+        &self,
+        ino: Ino,
+        index: u32,
+        expected: Vec<SliceRef>,
+        new: Vec<SliceRef>,
+    ) -> Result<(), MetaError> {
         let key = self.keys.chunk(ino, index);
         self.runner
             .run("compact chunk", move |v| {
                 let cur = match v.get(&key)? {
-                    Some(b) => layout::decode_chunk(&b).map_err(|e| MetaError::Corrupt(e.to_string()))?,
+                    Some(b) => {
+                        layout::decode_chunk(&b).map_err(|e| MetaError::Corrupt(e.to_string()))?
+                    }
                     None => Vec::new(),
                 };
                 if cur != expected {
@@ -972,11 +1205,19 @@ impl Meta {
                 async move { kv.range(&s, &e, limit).await }
             })
             .await?;
-        Ok(kvs.iter().filter_map(|kv| self.keys.trailing_ino(&kv.key)).collect())
+        Ok(kvs
+            .iter()
+            .filter_map(|kv| self.keys.trailing_ino(&kv.key))
+            .collect())
     }
 
     /// All slices of a deleted inode, page by page (bounded memory per page).
-    pub async fn chunks_page(&self, ino: Ino, from: u32, limit: usize) -> Result<(Vec<(u32, Vec<SliceRef>)>, bool), MetaError> {
+    pub async fn chunks_page(
+        &self,
+        ino: Ino,
+        from: u32,
+        limit: usize,
+    ) -> Result<(Vec<(u32, Vec<SliceRef>)>, bool), MetaError> {
         let (s, e) = self.keys.chunk_range_from(ino, from);
         let (kvs, more) = self
             .runner
@@ -987,8 +1228,12 @@ impl Meta {
             .await?;
         let mut out = Vec::with_capacity(kvs.len());
         for kv in kvs {
-            let idx = self.keys.chunk_index(&kv.key).ok_or_else(|| MetaError::Corrupt("chunk key".into()))?;
-            let refs = layout::decode_chunk(&kv.value).map_err(|e| MetaError::Corrupt(e.to_string()))?;
+            let idx = self
+                .keys
+                .chunk_index(&kv.key)
+                .ok_or_else(|| MetaError::Corrupt("chunk key".into()))?;
+            let refs =
+                layout::decode_chunk(&kv.value).map_err(|e| MetaError::Corrupt(e.to_string()))?;
             out.push((idx, refs));
         }
         Ok((out, more))
@@ -1073,7 +1318,13 @@ fn is_ancestor(keys: &Keys, v: &mut View, ancestor: Ino, mut ino: Ino) -> Result
 /// Shrinking a file: drop whole chunks past the end in one range delete and cover the
 /// tail of the last partial chunk with a zero reference, so extending the file later
 /// reads zeros, never the old bytes.
-fn truncate_chunks(keys: &Keys, v: &mut View, ino: Ino, size: u64, chunk_size: u64) -> Result<(), Step> {
+fn truncate_chunks(
+    keys: &Keys,
+    v: &mut View,
+    ino: Ino,
+    size: u64,
+    chunk_size: u64,
+) -> Result<(), Step> {
     let first_dropped = size.div_ceil(chunk_size);
     if first_dropped <= u32::MAX as u64 {
         let (s, e) = keys.chunk_range_from(ino, first_dropped as u32);
@@ -1086,7 +1337,16 @@ fn truncate_chunks(keys: &Keys, v: &mut View, ino: Ino, size: u64, chunk_size: u
         if let Some(cur) = v.get(&key)? {
             let mut buf = cur.to_vec();
             let len = (chunk_size - tail) as u32;
-            layout::append_encoded(&mut buf, &SliceRef { pos: tail as u32, id: 0, size: len, off: 0, len });
+            layout::append_encoded(
+                &mut buf,
+                &SliceRef {
+                    pos: tail as u32,
+                    id: 0,
+                    size: len,
+                    off: 0,
+                    len,
+                },
+            );
             v.put(key, buf);
         }
     }

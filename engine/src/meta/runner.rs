@@ -87,7 +87,9 @@ struct Payload {
 enum Outcome {
     Committed(Erased),
     /// Replay again from fresh reads; `alone`: do not batch the retry.
-    Retry { alone: bool },
+    Retry {
+        alone: bool,
+    },
     Error(MetaError),
     Kv(KvError),
 }
@@ -118,7 +120,12 @@ impl KeyCache {
         if self.cap == 0 {
             return None;
         }
-        self.map.lock().get(key).map(|(v, r, seen)| Known { value: v.clone(), mod_rev: *r, unverified: true, seen_at: *seen })
+        self.map.lock().get(key).map(|(v, r, seen)| Known {
+            value: v.clone(),
+            mod_rev: *r,
+            unverified: true,
+            seen_at: *seen,
+        })
     }
 
     fn put(&self, key: &[u8], value: Option<Bytes>, rev: i64, seen_at: i64) {
@@ -146,7 +153,12 @@ impl KeyCache {
         for (k, known) in reads.keys.iter_mut() {
             if let Some((v, r, seen)) = m.get(k) {
                 if *seen > known.seen_at {
-                    *known = Known { value: v.clone(), mod_rev: *r, unverified: known.unverified, seen_at: *seen };
+                    *known = Known {
+                        value: v.clone(),
+                        mod_rev: *r,
+                        unverified: known.unverified,
+                        seen_at: *seen,
+                    };
                 }
             }
         }
@@ -162,11 +174,16 @@ impl KeyCache {
         }
         for w in writes {
             match w {
-                Write::Put { key, value, .. } => self.put(key, Some(Bytes::copy_from_slice(value)), rev, rev),
+                Write::Put { key, value, .. } => {
+                    self.put(key, Some(Bytes::copy_from_slice(value)), rev, rev)
+                }
                 Write::Delete { key } => self.put(key, None, 0, rev),
                 Write::DeleteRange { start, end } => {
                     let mut m = self.map.lock();
-                    let doomed: Vec<Vec<u8>> = m.range(start.clone()..end.clone()).map(|(k, _)| k.clone()).collect();
+                    let doomed: Vec<Vec<u8>> = m
+                        .range(start.clone()..end.clone())
+                        .map(|(k, _)| k.clone())
+                        .collect();
                     for k in doomed {
                         m.remove(&k);
                     }
@@ -185,8 +202,17 @@ enum ReadPhase {
 
 impl Runner {
     pub fn new(kv: Arc<dyn KvStore>, opts: RunnerOptions) -> Self {
-        let cache = KeyCache { map: Mutex::new(BTreeMap::new()), cap: opts.cache_entries };
-        Runner { kv, opts, cache, group: Mutex::new(GroupState::default()), stats: RunnerStats::default() }
+        let cache = KeyCache {
+            map: Mutex::new(BTreeMap::new()),
+            cap: opts.cache_entries,
+        };
+        Runner {
+            kv,
+            opts,
+            cache,
+            group: Mutex::new(GroupState::default()),
+            stats: RunnerStats::default(),
+        }
     }
 
     pub fn kv(&self) -> &Arc<dyn KvStore> {
@@ -204,8 +230,12 @@ impl Runner {
         F: FnMut(&mut View) -> Result<T, Step> + Send + 'static,
     {
         let erased: ErasedOp = Box::new(move |v: &mut View| op(v).map(|t| Box::new(t) as Erased));
-        let out = self.run_erased(name, erased, self.opts.group_commit).await?;
-        out.downcast::<T>().map(|b| *b).map_err(|_| MetaError::Internal(format!("{name}: result type")))
+        let out = self
+            .run_erased(name, erased, self.opts.group_commit)
+            .await?;
+        out.downcast::<T>()
+            .map(|b| *b)
+            .map_err(|_| MetaError::Internal(format!("{name}: result type")))
     }
 
     /// A read-only operation: fresh reads (never the cache), no transaction. The answer
@@ -215,14 +245,28 @@ impl Runner {
         T: Send + 'static,
         F: FnMut(&mut View) -> Result<T, Step> + Send + 'static,
     {
-        let mut erased: ErasedOp = Box::new(move |v: &mut View| op(v).map(|t| Box::new(t) as Erased));
+        let mut erased: ErasedOp =
+            Box::new(move |v: &mut View| op(v).map(|t| Box::new(t) as Erased));
         let deadline = Instant::now() + self.opts.op_timeout;
         let mut reads = ReadSet::default();
-        match self.read_phase(name, &mut erased, &mut reads, false, Timestamp::now(), deadline).await {
-            Ok(ReadPhase::Done(v)) => {
-                v.downcast::<T>().map(|b| *b).map_err(|_| MetaError::Internal(format!("{name}: result type")))
-            }
-            Ok(ReadPhase::Ready(..)) => Err(MetaError::Internal(format!("{name}: a query tried to write"))),
+        match self
+            .read_phase(
+                name,
+                &mut erased,
+                &mut reads,
+                false,
+                Timestamp::now(),
+                deadline,
+            )
+            .await
+        {
+            Ok(ReadPhase::Done(v)) => v
+                .downcast::<T>()
+                .map(|b| *b)
+                .map_err(|_| MetaError::Internal(format!("{name}: result type"))),
+            Ok(ReadPhase::Ready(..)) => Err(MetaError::Internal(format!(
+                "{name}: a query tried to write"
+            ))),
             Err(Retryable::Fail(e)) => Err(e),
             Err(Retryable::Fresh) => Err(MetaError::Internal(format!("{name}: query conflict"))),
         }
@@ -236,10 +280,17 @@ impl Runner {
     {
         let erased: ErasedOp = Box::new(move |v: &mut View| op(v).map(|t| Box::new(t) as Erased));
         let out = self.run_erased(name, erased, false).await?;
-        out.downcast::<T>().map(|b| *b).map_err(|_| MetaError::Internal(format!("{name}: result type")))
+        out.downcast::<T>()
+            .map(|b| *b)
+            .map_err(|_| MetaError::Internal(format!("{name}: result type")))
     }
 
-    async fn run_erased(&self, name: &'static str, mut op: ErasedOp, batch: bool) -> Result<Erased, MetaError> {
+    async fn run_erased(
+        &self,
+        name: &'static str,
+        mut op: ErasedOp,
+        batch: bool,
+    ) -> Result<Erased, MetaError> {
         let deadline = Instant::now() + self.opts.op_timeout;
         let mut reads = ReadSet::default();
         let mut use_cache = true;
@@ -247,7 +298,9 @@ impl Runner {
         let mut conflicts = 0u32;
         loop {
             let now = Timestamp::now();
-            let phase = self.read_phase(name, &mut op, &mut reads, use_cache, now, deadline).await;
+            let phase = self
+                .read_phase(name, &mut op, &mut reads, use_cache, now, deadline)
+                .await;
             let (value, txn) = match phase {
                 Ok(ReadPhase::Done(v)) => return Ok(v),
                 Ok(ReadPhase::Ready(v, t)) => (v, t),
@@ -275,7 +328,9 @@ impl Runner {
                     self.stats.conflicts.fetch_add(1, Ordering::Relaxed);
                     if conflicts > self.opts.max_retries {
                         tracing::warn!(op = name, conflicts, "metadata operation kept conflicting");
-                        return Err(MetaError::Busy(format!("{name}: still conflicting after {conflicts} attempts")));
+                        return Err(MetaError::Busy(format!(
+                            "{name}: still conflicting after {conflicts} attempts"
+                        )));
                     }
                     alone |= a;
                     for c in &txn.compares {
@@ -333,7 +388,11 @@ impl Runner {
                     let (keys, fresh) = match step {
                         Step::Miss(k) => (k, false),
                         Step::MissFresh(k) => (k, true),
-                        _ => return Err(Retryable::Fail(MetaError::Internal(format!("{name}: read step")))),
+                        _ => {
+                            return Err(Retryable::Fail(MetaError::Internal(format!(
+                                "{name}: read step"
+                            ))))
+                        }
                     };
                     let mut fetch = Vec::new();
                     for k in keys {
@@ -348,19 +407,30 @@ impl Runner {
                         }
                     }
                     if !fetch.is_empty() {
-                        let (vals, at) = self.read_with_retry(name, deadline, |kv| {
-                            let keys = fetch.clone();
-                            async move { kv.get_many(&keys).await }
-                        })
-                        .await
-                        .map_err(Retryable::Fail)?;
+                        let (vals, at) = self
+                            .read_with_retry(name, deadline, |kv| {
+                                let keys = fetch.clone();
+                                async move { kv.get_many(&keys).await }
+                            })
+                            .await
+                            .map_err(Retryable::Fail)?;
                         for (k, v) in fetch.into_iter().zip(vals) {
                             let (value, rev) = match v {
-                                Some(KeyValue { value, mod_rev, .. }) => (Some(Bytes::from(value)), mod_rev),
+                                Some(KeyValue { value, mod_rev, .. }) => {
+                                    (Some(Bytes::from(value)), mod_rev)
+                                }
                                 None => (None, 0),
                             };
                             self.cache.put(&k, value.clone(), rev, at);
-                            reads.keys.insert(k, Known { value, mod_rev: rev, unverified: false, seen_at: at });
+                            reads.keys.insert(
+                                k,
+                                Known {
+                                    value,
+                                    mod_rev: rev,
+                                    unverified: false,
+                                    seen_at: at,
+                                },
+                            );
                         }
                     }
                 }
@@ -377,7 +447,9 @@ impl Runner {
                 }
             }
         }
-        Err(Retryable::Fail(MetaError::Internal(format!("{name}: too many dependent reads"))))
+        Err(Retryable::Fail(MetaError::Internal(format!(
+            "{name}: too many dependent reads"
+        ))))
     }
 
     /// Retries a read on transient errors until the operation's deadline.
@@ -403,11 +475,16 @@ impl Runner {
     }
 
     /// A plain read retried within the operation timeout (for read-only requests).
-    pub async fn read<R, Fut>(&self, name: &str, f: impl Fn(Arc<dyn KvStore>) -> Fut) -> Result<R, MetaError>
+    pub async fn read<R, Fut>(
+        &self,
+        name: &str,
+        f: impl Fn(Arc<dyn KvStore>) -> Fut,
+    ) -> Result<R, MetaError>
     where
         Fut: std::future::Future<Output = Result<R, KvError>>,
     {
-        self.read_with_retry(name, Instant::now() + self.opts.op_timeout, f).await
+        self.read_with_retry(name, Instant::now() + self.opts.op_timeout, f)
+            .await
     }
 
     async fn commit_alone(&self, name: &'static str, value: Erased, txn: &TxnRequest) -> Outcome {
@@ -422,7 +499,9 @@ impl Runner {
             Err(KvError::Ambiguous { reason, .. }) => match self.resolve_ambiguous(txn).await {
                 Some(rev) => {
                     tracing::info!(op = name, %reason, "transaction outcome was unknown; found it applied");
-                    self.stats.ambiguous_resolved.fetch_add(1, Ordering::Relaxed);
+                    self.stats
+                        .ambiguous_resolved
+                        .fetch_add(1, Ordering::Relaxed);
                     self.cache.apply(&txn.writes, rev);
                     Outcome::Committed(value)
                 }
@@ -447,7 +526,11 @@ impl Runner {
             .collect();
         let deadline = Instant::now() + self.opts.op_timeout;
         let keys: Vec<Vec<u8>> = if puts.is_empty() {
-            txn.writes.iter().filter(|w| matches!(w, Write::Delete { .. })).map(|w| w.key().to_vec()).collect()
+            txn.writes
+                .iter()
+                .filter(|w| matches!(w, Write::Delete { .. }))
+                .map(|w| w.key().to_vec())
+                .collect()
         } else {
             puts.iter().map(|(k, _)| (*k).clone()).collect()
         };
@@ -510,7 +593,11 @@ impl Runner {
                             endpoints: self.kv.describe(),
                             reason: "group commit leader lost".into(),
                         }),
-                        Payload { op: Box::new(|_| Err(Step::Conflict)), reads: ReadSet::default(), now: Timestamp::now() },
+                        Payload {
+                            op: Box::new(|_| Err(Step::Conflict)),
+                            reads: ReadSet::default(),
+                            now: Timestamp::now(),
+                        },
                     )
                 }
             }
@@ -519,7 +606,9 @@ impl Runner {
         if !self.opts.batch_window.is_zero() {
             tokio::time::sleep(self.opts.batch_window).await;
         }
-        let Some(payload) = payload else { return unreachable_payload() };
+        let Some(payload) = payload else {
+            return unreachable_payload();
+        };
         let mut batch: Vec<(Payload, Option<oneshot::Sender<Signal>>)> = vec![(payload, None)];
         {
             let mut g = self.group.lock();
@@ -570,7 +659,10 @@ impl Runner {
         }
     }
 
-    async fn commit_batch(&self, batch: &mut [(Payload, Option<oneshot::Sender<Signal>>)]) -> Vec<BatchResult> {
+    async fn commit_batch(
+        &self,
+        batch: &mut [(Payload, Option<oneshot::Sender<Signal>>)],
+    ) -> Vec<BatchResult> {
         let mut merged = ReadSet::default();
         for (p, _) in batch.iter() {
             merged.merge(&p.reads);
@@ -582,7 +674,8 @@ impl Runner {
         loop {
             let mut results: Vec<Option<BatchResult>> = (0..batch.len()).map(|_| None).collect();
             let mut values: Vec<Option<Erased>> = (0..batch.len()).map(|_| None).collect();
-            let txn = Self::replay_batch(&self.opts.limits, &merged, batch, &mut results, &mut values);
+            let txn =
+                Self::replay_batch(&self.opts.limits, &merged, batch, &mut results, &mut values);
             let members = values.iter().filter(|v| v.is_some()).count();
             if members == 0 {
                 return finish(results);
@@ -593,7 +686,9 @@ impl Runner {
                 Ok(_) => Err(None),
                 Err(KvError::Ambiguous { .. }) => match self.resolve_ambiguous(&txn).await {
                     Some(rev) => {
-                        self.stats.ambiguous_resolved.fetch_add(1, Ordering::Relaxed);
+                        self.stats
+                            .ambiguous_resolved
+                            .fetch_add(1, Ordering::Relaxed);
                         Ok(rev)
                     }
                     None => Err(None),
@@ -603,7 +698,9 @@ impl Runner {
             match outcome {
                 Ok(rev) => {
                     self.cache.apply(&txn.writes, rev);
-                    self.stats.ops_committed.fetch_add(members as u64, Ordering::Relaxed);
+                    self.stats
+                        .ops_committed
+                        .fetch_add(members as u64, Ordering::Relaxed);
                     for (i, v) in values.iter_mut().enumerate() {
                         if let Some(v) = v.take() {
                             results[i] = Some(BatchResult::Final(Outcome::Committed(v)));
@@ -627,11 +724,21 @@ impl Runner {
                     if let Ok((vals, at)) = self.kv.get_many(&keys).await {
                         for (k, v) in keys.into_iter().zip(vals) {
                             let (value, rev) = match v {
-                                Some(KeyValue { value, mod_rev, .. }) => (Some(Bytes::from(value)), mod_rev),
+                                Some(KeyValue { value, mod_rev, .. }) => {
+                                    (Some(Bytes::from(value)), mod_rev)
+                                }
                                 None => (None, 0),
                             };
                             self.cache.put(&k, value.clone(), rev, at);
-                            merged.keys.insert(k, Known { value, mod_rev: rev, unverified: false, seen_at: at });
+                            merged.keys.insert(
+                                k,
+                                Known {
+                                    value,
+                                    mod_rev: rev,
+                                    unverified: false,
+                                    seen_at: at,
+                                },
+                            );
                         }
                         merged.ranges.clear();
                         for (p, _) in batch.iter() {
@@ -688,7 +795,10 @@ impl Runner {
 }
 
 fn finish(results: Vec<Option<BatchResult>>) -> Vec<BatchResult> {
-    results.into_iter().map(|r| r.unwrap_or(BatchResult::Final(Outcome::Retry { alone: true }))).collect()
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or(BatchResult::Final(Outcome::Retry { alone: true })))
+        .collect()
 }
 
 fn fail_members(
@@ -720,18 +830,31 @@ enum Retryable {
 
 fn unreachable_payload() -> (Outcome, Payload) {
     (
-        Outcome::Error(MetaError::Internal("group commit lost the leader's own operation".into())),
-        Payload { op: Box::new(|_| Err(Step::Conflict)), reads: ReadSet::default(), now: Timestamp::now() },
+        Outcome::Error(MetaError::Internal(
+            "group commit lost the leader's own operation".into(),
+        )),
+        Payload {
+            op: Box::new(|_| Err(Step::Conflict)),
+            reads: ReadSet::default(),
+            now: Timestamp::now(),
+        },
     )
 }
 
 fn clone_kv_error(e: &KvError) -> KvError {
     match e {
-        KvError::Unavailable { endpoints, reason } => {
-            KvError::Unavailable { endpoints: endpoints.clone(), reason: reason.clone() }
-        }
-        KvError::Ambiguous { endpoints, reason } => KvError::Ambiguous { endpoints: endpoints.clone(), reason: reason.clone() },
-        KvError::Timeout { endpoints, after } => KvError::Timeout { endpoints: endpoints.clone(), after: *after },
+        KvError::Unavailable { endpoints, reason } => KvError::Unavailable {
+            endpoints: endpoints.clone(),
+            reason: reason.clone(),
+        },
+        KvError::Ambiguous { endpoints, reason } => KvError::Ambiguous {
+            endpoints: endpoints.clone(),
+            reason: reason.clone(),
+        },
+        KvError::Timeout { endpoints, after } => KvError::Timeout {
+            endpoints: endpoints.clone(),
+            after: *after,
+        },
         KvError::NoSpace => KvError::NoSpace,
         KvError::TooLarge(s) => KvError::TooLarge(s.clone()),
         KvError::Auth(s) => KvError::Auth(s.clone()),
@@ -743,8 +866,20 @@ fn clone_kv_error(e: &KvError) -> KvError {
 pub fn kv_error(op: &str, e: KvError) -> MetaError {
     match e {
         KvError::NoSpace => {
-            tracing::error!(op, "etcd space quota alarm (NOSPACE): {e}");
-            MetaError::NoSpace
+            // One line per 10 s, not one per failed syscall.
+            static LAST_LOGGED: AtomicU64 = AtomicU64::new(0);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let last = LAST_LOGGED.load(Ordering::Relaxed);
+            if now >= last + 10
+                && LAST_LOGGED
+                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                tracing::error!(op, "{}", MetaError::EtcdQuota);
+            }
+            MetaError::EtcdQuota
         }
         other => {
             tracing::warn!(op, error = %other, "metadata operation failed");

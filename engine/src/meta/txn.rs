@@ -121,7 +121,9 @@ impl<'r> View<'r> {
     }
 
     fn range_deleted(&self, key: &[u8]) -> bool {
-        self.deleted_ranges.iter().any(|(s, e)| key >= &s[..] && key < &e[..])
+        self.deleted_ranges
+            .iter()
+            .any(|(s, e)| key >= &s[..] && key < &e[..])
     }
 
     fn lookup(&mut self, key: &[u8]) -> Result<Option<Bytes>, Option<Vec<u8>>> {
@@ -142,7 +144,8 @@ impl<'r> View<'r> {
 
     /// Reads one key.
     pub fn get(&mut self, key: &[u8]) -> Result<Option<Bytes>, Step> {
-        self.lookup(key).map_err(|m| Step::Miss(m.into_iter().collect()))
+        self.lookup(key)
+            .map_err(|m| Step::Miss(m.into_iter().collect()))
     }
 
     /// Reads a key from a fresh read WITHOUT guarding it with a compare: for values whose
@@ -199,7 +202,10 @@ impl<'r> View<'r> {
             return Ok(false);
         }
         let touched = self.overlay.keys().any(|k| in_range(k))
-            || self.deleted_ranges.iter().any(|(s, e)| &s[..] < end && &e[..] > start);
+            || self
+                .deleted_ranges
+                .iter()
+                .any(|(s, e)| &s[..] < end && &e[..] > start);
         let r = (start.to_vec(), end.to_vec());
         match self.reads.ranges.get(&r) {
             Some(true) => {
@@ -216,14 +222,22 @@ impl<'r> View<'r> {
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         let value = Bytes::from(value);
         self.overlay.insert(key.clone(), Some(value.clone()));
-        self.writes.push(Write::Put { key, value: value.to_vec(), lease: 0 });
+        self.writes.push(Write::Put {
+            key,
+            value: value.to_vec(),
+            lease: 0,
+        });
     }
 
     /// A put tied to the view's lease (session-scoped records).
     pub fn put_leased(&mut self, key: Vec<u8>, value: Vec<u8>) {
         let value = Bytes::from(value);
         self.overlay.insert(key.clone(), Some(value.clone()));
-        self.writes.push(Write::Put { key, value: value.to_vec(), lease: self.lease });
+        self.writes.push(Write::Put {
+            key,
+            value: value.to_vec(),
+            lease: self.lease,
+        });
     }
 
     pub fn delete(&mut self, key: Vec<u8>) {
@@ -239,7 +253,11 @@ impl<'r> View<'r> {
 
     /// Whether the operation relied on anything not read in this attempt.
     pub fn relied_on_unverified(&self) -> bool {
-        !self.speculated.is_empty() || self.used.iter().any(|k| self.reads.keys.get(k).is_some_and(|v| v.unverified))
+        !self.speculated.is_empty()
+            || self
+                .used
+                .iter()
+                .any(|k| self.reads.keys.get(k).is_some_and(|v| v.unverified))
     }
 
     pub fn has_writes(&self) -> bool {
@@ -252,17 +270,29 @@ impl<'r> View<'r> {
         let mut compares: Vec<Cmp> = Vec::with_capacity(self.used.len() + self.speculated.len());
         for k in &self.used {
             let rev = self.reads.keys.get(k).map(|v| v.mod_rev).unwrap_or(0);
-            compares.push(Cmp::ModRev { key: k.clone(), rev });
+            compares.push(Cmp::ModRev {
+                key: k.clone(),
+                rev,
+            });
         }
         for k in &self.speculated {
             if !self.used.contains(k) {
-                compares.push(Cmp::ModRev { key: k.clone(), rev: 0 });
+                compares.push(Cmp::ModRev {
+                    key: k.clone(),
+                    rev: 0,
+                });
             }
         }
         for (s, e) in &self.used_ranges {
-            compares.push(Cmp::RangeEmpty { start: s.clone(), end: e.clone() });
+            compares.push(Cmp::RangeEmpty {
+                start: s.clone(),
+                end: e.clone(),
+            });
         }
-        TxnRequest { compares, writes: fold_writes(&self.writes) }
+        TxnRequest {
+            compares,
+            writes: fold_writes(&self.writes),
+        }
     }
 }
 
@@ -282,7 +312,10 @@ pub fn fold_writes(writes: &[Write]) -> Vec<Write> {
             }
             _ => {
                 let key = w.key();
-                if let Some(pos) = out.iter().position(|o| !matches!(o, Write::DeleteRange { .. }) && o.key() == key) {
+                if let Some(pos) = out
+                    .iter()
+                    .position(|o| !matches!(o, Write::DeleteRange { .. }) && o.key() == key)
+                {
                     out.remove(pos);
                 }
                 // A put after a covering range delete must come after it; a plain delete of
@@ -311,13 +344,18 @@ pub struct TxnLimits {
 impl Default for TxnLimits {
     fn default() -> Self {
         // etcd defaults: --max-txn-ops 128, --max-request-bytes 1.5 MiB (keep headroom).
-        TxnLimits { max_ops: 128, max_bytes: 1024 * 1024 }
+        TxnLimits {
+            max_ops: 128,
+            max_bytes: 1024 * 1024,
+        }
     }
 }
 
 impl TxnLimits {
     pub fn fits(&self, t: &TxnRequest) -> bool {
-        t.compares.len() <= self.max_ops && t.writes.len() <= self.max_ops && t.wire_bytes() <= self.max_bytes
+        t.compares.len() <= self.max_ops
+            && t.writes.len() <= self.max_ops
+            && t.wire_bytes() <= self.max_bytes
     }
 
     pub fn check(&self, t: &TxnRequest, op: &str) -> Result<(), MetaError> {
@@ -339,7 +377,12 @@ mod tests {
     use super::*;
 
     fn known(v: &[u8], rev: i64) -> Known {
-        Known { value: Some(Bytes::copy_from_slice(v)), mod_rev: rev, unverified: false, seen_at: rev }
+        Known {
+            value: Some(Bytes::copy_from_slice(v)),
+            mod_rev: rev,
+            unverified: false,
+            seen_at: rev,
+        }
     }
 
     #[test]
@@ -355,7 +398,13 @@ mod tests {
         v.put(b"b".to_vec(), b"2".to_vec());
         assert_eq!(v.get(b"b").unwrap().as_deref(), Some(&b"2"[..]));
         let t = v.to_txn();
-        assert_eq!(t.compares, vec![Cmp::ModRev { key: b"a".to_vec(), rev: 7 }]);
+        assert_eq!(
+            t.compares,
+            vec![Cmp::ModRev {
+                key: b"a".to_vec(),
+                rev: 7
+            }]
+        );
         assert_eq!(t.writes.len(), 1);
     }
 
@@ -365,7 +414,13 @@ mod tests {
         let mut v = View::new(&reads, true, Timestamp::default());
         assert_eq!(v.get_expect_absent(b"x").unwrap(), None);
         assert!(v.relied_on_unverified());
-        assert_eq!(v.to_txn().compares, vec![Cmp::ModRev { key: b"x".to_vec(), rev: 0 }]);
+        assert_eq!(
+            v.to_txn().compares,
+            vec![Cmp::ModRev {
+                key: b"x".to_vec(),
+                rev: 0
+            }]
+        );
         let mut v = View::new(&reads, false, Timestamp::default());
         assert!(matches!(v.get_expect_absent(b"x"), Err(Step::Miss(_))));
     }
@@ -373,20 +428,48 @@ mod tests {
     #[test]
     fn repeated_writes_fold_to_the_last() {
         let w = vec![
-            Write::Put { key: b"a".to_vec(), value: b"1".to_vec(), lease: 0 },
-            Write::Put { key: b"b".to_vec(), value: b"1".to_vec(), lease: 0 },
-            Write::Put { key: b"a".to_vec(), value: b"2".to_vec(), lease: 0 },
+            Write::Put {
+                key: b"a".to_vec(),
+                value: b"1".to_vec(),
+                lease: 0,
+            },
+            Write::Put {
+                key: b"b".to_vec(),
+                value: b"1".to_vec(),
+                lease: 0,
+            },
+            Write::Put {
+                key: b"a".to_vec(),
+                value: b"2".to_vec(),
+                lease: 0,
+            },
             Write::Delete { key: b"c".to_vec() },
-            Write::DeleteRange { start: b"c".to_vec(), end: b"d".to_vec() },
-            Write::Delete { key: b"c1".to_vec() },
+            Write::DeleteRange {
+                start: b"c".to_vec(),
+                end: b"d".to_vec(),
+            },
+            Write::Delete {
+                key: b"c1".to_vec(),
+            },
         ];
         let f = fold_writes(&w);
         assert_eq!(
             f,
             vec![
-                Write::Put { key: b"b".to_vec(), value: b"1".to_vec(), lease: 0 },
-                Write::Put { key: b"a".to_vec(), value: b"2".to_vec(), lease: 0 },
-                Write::DeleteRange { start: b"c".to_vec(), end: b"d".to_vec() },
+                Write::Put {
+                    key: b"b".to_vec(),
+                    value: b"1".to_vec(),
+                    lease: 0
+                },
+                Write::Put {
+                    key: b"a".to_vec(),
+                    value: b"2".to_vec(),
+                    lease: 0
+                },
+                Write::DeleteRange {
+                    start: b"c".to_vec(),
+                    end: b"d".to_vec()
+                },
             ]
         );
     }

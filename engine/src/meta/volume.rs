@@ -44,13 +44,20 @@ impl VolumeRecord {
                 self.name, self.format_version, FORMAT_VERSION
             )));
         }
-        if let Some(f) = self.features.iter().find(|f| !KNOWN_FEATURES.contains(&f.as_str())) {
+        if let Some(f) = self
+            .features
+            .iter()
+            .find(|f| !KNOWN_FEATURES.contains(&f.as_str()))
+        {
             return Err(super::MetaError::Volume(format!(
                 "volume '{}' uses feature '{f}' unknown to this ringfs: upgrade ringfs",
                 self.name
             )));
         }
-        if !self.block_size.is_power_of_two() || !self.chunk_size.is_power_of_two() || self.chunk_size < self.block_size {
+        if !self.block_size.is_power_of_two()
+            || !self.chunk_size.is_power_of_two()
+            || self.chunk_size < self.block_size
+        {
             return Err(super::MetaError::Corrupt(format!(
                 "volume '{}': block size {} / chunk size {} invalid",
                 self.name, self.block_size, self.chunk_size
@@ -65,11 +72,18 @@ pub fn check_volume_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 63 {
         return Err(format!("volume name '{name}' must be 1 to 63 characters"));
     }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') {
-        return Err(format!("volume name '{name}' may only contain letters, digits, '-', '_' and '.'"));
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    {
+        return Err(format!(
+            "volume name '{name}' may only contain letters, digits, '-', '_' and '.'"
+        ));
     }
     if name.starts_with('.') || name.starts_with('-') {
-        return Err(format!("volume name '{name}' must start with a letter or digit"));
+        return Err(format!(
+            "volume name '{name}' must start with a letter or digit"
+        ));
     }
     Ok(())
 }

@@ -24,9 +24,19 @@ pub fn test_conf() -> PathBuf {
             .arg(repo.join(".services"))
             .output()
             .expect("run scripts/services.sh");
-        assert!(out.status.success(), "services.sh up failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "services.sh up failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let stdout = String::from_utf8_lossy(&out.stdout);
-        PathBuf::from(stdout.lines().last().expect("services.sh printed the config path").trim())
+        PathBuf::from(
+            stdout
+                .lines()
+                .last()
+                .expect("services.sh printed the config path")
+                .trim(),
+        )
     })
     .clone()
 }
@@ -36,11 +46,16 @@ pub fn config() -> Config {
 }
 
 pub fn unique(tag: &str) -> String {
-    format!("t-{tag}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+    format!(
+        "t-{tag}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
 }
 
 pub async fn kv() -> Arc<dyn KvStore> {
-    ringfs_engine::setup::connect_etcd(&config()).await.expect("etcd reachable")
+    ringfs_engine::setup::connect_etcd(&config())
+        .await
+        .expect("etcd reachable")
 }
 
 pub fn record(name: &str) -> VolumeRecord {
@@ -60,7 +75,9 @@ pub fn record(name: &str) -> VolumeRecord {
 pub async fn fresh_meta_with(tag: &str, kv: Arc<dyn KvStore>, opts: RunnerOptions) -> Meta {
     let name = unique(tag);
     let keys = Keys::new("ringfs-test", &name);
-    Meta::format(kv.clone(), &keys, &record(&name), false).await.expect("format");
+    Meta::format(kv.clone(), &keys, &record(&name), false)
+        .await
+        .expect("format");
     Meta::open(kv, keys, opts, "test").await.expect("open")
 }
 
