@@ -297,7 +297,19 @@ impl Attempt {
     }
 
     /// Reads the whole body. Avoids a copy when it arrives as one chunk.
-    pub(crate) async fn read_all(mut self) -> Result<Bytes> {
+    /// [`Self::read_all`], also returning the md5 hex of the body.
+    pub(crate) async fn read_all_md5(self) -> Result<(Bytes, String)> {
+        let mut h = Md5::new();
+        let data = self.read_all_with(|frame| h.update(frame)).await?;
+        Ok((data, hex::encode(h.finalize())))
+    }
+
+    pub(crate) async fn read_all(self) -> Result<Bytes> {
+        self.read_all_with(|_| {}).await
+    }
+
+    /// Reads the whole body, handing every frame to `inspect` as it arrives.
+    async fn read_all_with(mut self, mut inspect: impl FnMut(&[u8])) -> Result<Bytes> {
         const PREALLOC_MAX: u64 = 256 << 20;
         let mut first: Option<Bytes> = None;
         let mut buf: Option<BytesMut> = None;
@@ -313,6 +325,7 @@ impl Attempt {
             if data.is_empty() {
                 continue;
             }
+            inspect(&data);
             match (&mut first, &mut buf) {
                 (None, None) => first = Some(data),
                 (Some(f), None) => {
@@ -886,6 +899,23 @@ impl SwiftClient {
         verify_md5: bool,
     ) -> Result<PutInfo> {
         check_object(container, name)?;
+        if verify_md5 && body.len() >= MD5_OFFLOAD {
+            // Large bodies are hashed while they are sent (hashing first would add ~2 ms
+            // per MiB to every upload) and checked against the md5 Swift computed of what
+            // it received. A mismatch fails the upload, which the caller retries under
+            // the same name before anything refers to the object.
+            let len = body.len() as u64;
+            return self
+                .put_object_stream_with_replay(
+                    container,
+                    name,
+                    move || {
+                        futures::stream::iter(pieces(&body).map(Ok::<_, std::convert::Infallible>))
+                    },
+                    Some(len),
+                )
+                .await;
+        }
         let md5 = if verify_md5 {
             Some(md5_hex(&body).await)
         } else {
@@ -965,7 +995,11 @@ impl SwiftClient {
     {
         check_object(container, name)?;
         let slot = Arc::new(Mutex::new(None));
-        let stream = hashing(body.map_err(Into::into).boxed(), slot.clone());
+        let stream = hashing(
+            body.map_err(Into::into).boxed(),
+            slot.clone(),
+            content_length,
+        );
         let body = CallBody::Stream {
             first: Some(ReqBody::stream(stream, content_length)),
             replay: None,
@@ -993,7 +1027,11 @@ impl SwiftClient {
         let body = CallBody::Stream {
             first: None,
             replay: Some(Box::new(move || {
-                let stream = hashing(make_body().map_err(Into::into).boxed(), s2.clone());
+                let stream = hashing(
+                    make_body().map_err(Into::into).boxed(),
+                    s2.clone(),
+                    content_length,
+                );
                 ReqBody::stream(stream, content_length)
             })),
         };
@@ -1026,14 +1064,20 @@ impl SwiftClient {
             let etag = a.etag();
             let path = a.object_path();
             a.drain().await;
-            if let Some(sent) = slot.lock().clone() {
-                if !etag.eq_ignore_ascii_case(&sent) {
-                    return Err(SwiftError::Corrupt {
-                        object: path,
-                        expected: sent,
-                        actual: etag,
-                    });
-                }
+            let Some(sent) = slot.lock().clone() else {
+                return Err(SwiftError::Corrupt {
+                    object: path,
+                    expected: "the md5 of the whole body (the upload ended before the body did)"
+                        .into(),
+                    actual: etag,
+                });
+            };
+            if !etag.eq_ignore_ascii_case(&sent) {
+                return Err(SwiftError::Corrupt {
+                    object: path,
+                    expected: sent,
+                    actual: etag,
+                });
             }
             Ok(PutInfo { etag })
         })
@@ -1052,9 +1096,9 @@ impl SwiftClient {
             let etag = a.etag();
             let check = !a.is_large_object() && is_md5_hex(&etag);
             let path = a.object_path();
-            let data = a.read_all().await?;
             if check {
-                let actual = md5_hex(&data).await;
+                // Hashed frame by frame as it arrives, overlapping the transfer.
+                let (data, actual) = a.read_all_md5().await?;
                 if !actual.eq_ignore_ascii_case(&etag) {
                     return Err(SwiftError::Corrupt {
                         object: path,
@@ -1062,8 +1106,9 @@ impl SwiftClient {
                         actual,
                     });
                 }
+                return Ok(data);
             }
-            Ok(data)
+            a.read_all().await
         })
         .await
     }
@@ -1229,23 +1274,44 @@ impl SwiftClient {
     }
 }
 
+/// `data` cut into 256 KiB pieces (no copies), the frames of a streamed upload.
+fn pieces(data: &Bytes) -> impl Iterator<Item = Bytes> + Send + 'static {
+    const PIECE: usize = 256 << 10;
+    let data = data.clone();
+    (0..data.len().div_ceil(PIECE))
+        .map(move |i| data.slice(i * PIECE..((i + 1) * PIECE).min(data.len())))
+}
+
 /// Wraps a body stream so that, once it ends, `slot` holds the md5 hex of what it yielded.
-fn hashing(stream: ByteStream, slot: Arc<Mutex<Option<String>>>) -> ByteStream {
+/// With a known `length` the hash is also finished when that many bytes have passed:
+/// hyper stops polling a body once it has sent `Content-Length` bytes, so the stream's
+/// end may never be seen.
+fn hashing(
+    stream: ByteStream,
+    slot: Arc<Mutex<Option<String>>>,
+    length: Option<u64>,
+) -> ByteStream {
     *slot.lock() = None;
     Box::pin(futures::stream::unfold(
-        (stream, Some(Md5::new()), slot),
-        |(mut s, mut h, slot)| async move {
+        (stream, Some(Md5::new()), slot, 0u64),
+        move |(mut s, mut h, slot, mut seen)| async move {
             match s.next().await {
                 Some(Ok(b)) => {
-                    if let Some(h) = h.as_mut() {
-                        h.update(&b);
+                    seen += b.len() as u64;
+                    if let Some(hh) = h.as_mut() {
+                        hh.update(&b);
+                        if Some(seen) == length {
+                            if let Some(hh) = h.take() {
+                                *slot.lock() = Some(hex::encode(hh.finalize()));
+                            }
+                        }
                     }
-                    Some((Ok(b), (s, h, slot)))
+                    Some((Ok(b), (s, h, slot, seen)))
                 }
-                Some(Err(e)) => Some((Err(e), (s, None, slot))),
+                Some(Err(e)) => Some((Err(e), (s, None, slot, seen))),
                 None => {
-                    if let Some(h) = h.take() {
-                        *slot.lock() = Some(hex::encode(h.finalize()));
+                    if let Some(hh) = h.take() {
+                        *slot.lock() = Some(hex::encode(hh.finalize()));
                     }
                     None
                 }

@@ -450,6 +450,42 @@ async fn wrong_etag_on_get_and_put_is_corrupt() {
     assert_eq!(info.etag, md5(b"other"));
 }
 
+/// Bodies of 1 MiB and more are hashed while streaming, so their check is the ETag Swift
+/// returns: a mismatch is still `Corrupt`, and a match passes with the whole body sent.
+#[tokio::test]
+async fn large_put_is_checked_against_the_returned_etag() {
+    let big: Vec<u8> = (0..(3 << 20) + 17).map(|i: u32| (i % 251) as u8).collect();
+    let good = md5(&big);
+    let fake = Fake::start(move |req, n| {
+        if n == 0 {
+            Reply::Respond(201, vec![("Etag", md5(b"other"))], vec![])
+        } else {
+            created(&req.body)
+        }
+    })
+    .await;
+    let c = fake.client(|c| c.retries = 0);
+    let e = c
+        .put_object("c", "o", Bytes::from(big.clone()), true)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, SwiftError::Corrupt { .. }), "{e:?}");
+    let info = c
+        .put_object("c", "o", Bytes::from(big.clone()), true)
+        .await
+        .unwrap();
+    assert_eq!(info.etag, good);
+    let reqs = fake.requests.lock();
+    assert_eq!(reqs.len(), 2);
+    for r in reqs.iter() {
+        assert_eq!(r.body, big, "the whole body arrives");
+        assert_eq!(
+            r.header("content-length"),
+            Some(big.len().to_string().as_str())
+        );
+    }
+}
+
 #[tokio::test]
 async fn in_flight_requests_are_bounded() {
     let fake = Fake::start(|_, _| reply(204)).await;
