@@ -276,7 +276,10 @@ t_mount() {
     is_mounted "$mnt" && die "$mnt is already mounted (a previous run left it?): unmount it first"
     case $t in
         ringfs)
-            out=$(RINGFS_CACHE_DIR=$cache timeout "$STEP_TIMEOUT" "$RINGFS" mount -c "$CONF" "$RINGFS_VOL" "$mnt" --background 2>&1) \
+            # ringfs runs in its write-back mode (the design's mode; the peers' write-back
+            # counterparts are JuiceFS --writeback and rclone full cache). PERF_RINGFS_WRITEBACK=false
+            # measures write-through instead.
+            out=$(RINGFS_CACHE_DIR=$cache RINGFS_CACHE_WRITEBACK=${PERF_RINGFS_WRITEBACK:-true} timeout "$STEP_TIMEOUT" "$RINGFS" mount -c "$CONF" "$RINGFS_VOL" "$mnt" --background 2>&1) \
                 || { echo "$out" >>"$WORK/log/ringfs-mount.log"; return 1; }
             echo "$out" >>"$WORK/log/ringfs-mount.log"
             ;;
