@@ -481,7 +481,31 @@ struct Handle {
 struct DirHandle {
     /// Cookie → name of the entries returned by the last page, to continue after one.
     last_page: BTreeMap<i64, Vec<u8>>,
+    /// The last page read from etcd, larger than one kernel request holds (the kernel asks
+    /// for one 4 KiB buffer, ~25 entries with attributes, at a time): later requests of
+    /// the same listing are answered from it. `(cookie it follows, readdirplus, entries)`.
+    ahead: Option<(i64, bool, Vec<DirEntry>)>,
 }
+
+impl DirHandle {
+    /// Buffered entries after cookie `offset`, at most `room`, if the buffer covers it.
+    fn take_ahead(&self, offset: i64, plus: bool, room: usize) -> Option<Vec<DirEntry>> {
+        let (from, was_plus, entries) = self.ahead.as_ref()?;
+        if *was_plus != plus || !(offset == *from || entries.iter().any(|e| e.offset == offset)) {
+            return None;
+        }
+        let out: Vec<DirEntry> = entries
+            .iter()
+            .filter(|e| e.offset > offset)
+            .take(room)
+            .cloned()
+            .collect();
+        (!out.is_empty()).then_some(out)
+    }
+}
+
+/// Entries read from etcd per readdir page (several kernel requests' worth).
+const READDIR_PAGE: usize = 512;
 
 /// One worker's state. Lives on its thread; methods are called by queued jobs.
 pub struct Worker {
@@ -821,6 +845,7 @@ impl Worker {
             fh,
             DirHandle {
                 last_page: BTreeMap::new(),
+                ahead: None,
             },
         );
         Ok(fh)
@@ -835,6 +860,19 @@ impl Worker {
         max_entries: usize,
     ) -> FsResult<Vec<DirEntry>> {
         let max_entries = max_entries.clamp(1, 1000);
+        if offset > 2 {
+            let ahead = self
+                .dirs
+                .borrow()
+                .get(&fh)
+                .and_then(|d| d.take_ahead(offset, plus, max_entries));
+            if let Some(mut entries) = ahead {
+                for e in entries.iter_mut() {
+                    e.attr = e.attr.take().map(|a| self.with_local_size(a));
+                }
+                return Ok(entries);
+            }
+        }
         let mut out = Vec::new();
         let dir = self.meta().getattr(ino).await?;
         // Cookies: 1 = ".", 2 = "..", then 3, 4, ... in name order.
@@ -891,7 +929,11 @@ impl Worker {
             }
         };
         let room = max_entries.saturating_sub(out.len()).max(1);
-        let page = self.meta().readdir(ino, after.as_deref(), room).await?;
+        let from = cookie;
+        let page = self
+            .meta()
+            .readdir(ino, after.as_deref(), room.max(READDIR_PAGE))
+            .await?;
         let attrs = if plus {
             let inos: Vec<Ino> = page.iter().map(|(_, d)| d.ino).collect();
             self.meta().getattr_many(&inos).await?
@@ -914,8 +956,14 @@ impl Worker {
                 attr,
             });
         }
+        // `out` may hold "." and ".." first; the page's entries follow them.
+        let head = out.iter().take_while(|e| e.offset <= 2).count();
+        let page_entries = out.split_off(head);
+        let mut rest = page_entries.clone();
+        out.extend(rest.drain(..room.min(rest.len())));
         if let Some(h) = self.dirs.borrow_mut().get_mut(&fh) {
             h.last_page = last_page;
+            h.ahead = Some((from, plus, page_entries));
         }
         Ok(out)
     }
