@@ -172,6 +172,7 @@ fn kill_9_during_fsync_loop_loses_no_fsynced_byte() {
         let mut synced = 0u64;
         if let Ok(mut f) = std::fs::OpenOptions::new()
             .create(true)
+            .truncate(true)
             .write(true)
             .open(mp.join(&name))
         {
@@ -182,7 +183,7 @@ fn kill_9_during_fsync_loop_loses_no_fsynced_byte() {
                     break;
                 }
                 off += n;
-                if off % (3 << 20) == 0 || off == total {
+                if off.is_multiple_of(3 << 20) || off == total {
                     if f.sync_all().is_err() {
                         break;
                     }

@@ -554,13 +554,15 @@ fn fresh_dir(tag: &str) -> PathBuf {
 }
 
 /// `major:minor` of the mount on `dir`, from /proc/self/mountinfo (no stat: it could hang).
+/// A syscall in progress: (name, detail, started).
+type InFlight = (&'static str, String, Instant);
+
 fn mount_dev(dir: &Path) -> Option<String> {
     let want = dir.to_string_lossy().to_string();
     fs::read_to_string("/proc/self/mountinfo")
         .ok()?
         .lines()
-        .filter(|l| l.split(' ').nth(4) == Some(want.as_str()))
-        .last()
+        .rfind(|l| l.split(' ').nth(4) == Some(want.as_str()))
         .and_then(|l| l.split(' ').nth(2).map(str::to_string))
 }
 
@@ -764,7 +766,7 @@ struct Stats {
     ok_at: Mutex<Vec<Instant>>,
     errors: Mutex<Vec<OpErr>>,
     /// per thread: the syscall in progress
-    inflight: Vec<Mutex<Option<(&'static str, String, Instant)>>>,
+    inflight: Vec<Mutex<Option<InFlight>>>,
     max_latency: Mutex<(Duration, &'static str)>,
 }
 
@@ -1100,7 +1102,7 @@ impl Workload {
                 let mut w = Worker {
                     t,
                     root: root.to_path_buf(),
-                    rng: Rng::new(seed ^ (t as u64 + 1) * 0x1234_5678),
+                    rng: Rng::new(seed ^ ((t as u64 + 1) * 0x1234_5678)),
                     model: Model::default(),
                     stats: stats.clone(),
                     next: 0,

@@ -109,8 +109,15 @@ impl From<MetaError> for FsError {
 impl From<SwiftError> for FsError {
     fn from(e: SwiftError) -> Self {
         tracing::warn!(error = %e, "object store error");
+        // 507 Insufficient Storage: Swift's object servers are out of space (or under
+        // their reserve); the application sees a full file system, as it would locally.
+        let errno = if e.status() == Some(507) {
+            libc::ENOSPC
+        } else {
+            libc::EIO
+        };
         FsError {
-            errno: libc::EIO,
+            errno,
             msg: e.to_string(),
         }
     }

@@ -172,6 +172,14 @@ pub fn print_stdout(text: &str) -> Result<()> {
         .context("cannot write to stdout")
 }
 
+/// A small runtime for one-shot commands (format, status).
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,12 +303,4 @@ mod tests {
         };
         assert_eq!(b.dir, Some(PathBuf::from("/mnt/x")));
     }
-}
-
-/// A small runtime for one-shot commands (format, status).
-pub fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
 }

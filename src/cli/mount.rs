@@ -218,7 +218,7 @@ pub fn process_alive(pid: i32) -> bool {
         Ok(stat) => stat
             .rsplit(')')
             .next()
-            .map(|rest| rest.trim_start().chars().next() != Some('Z'))
+            .map(|rest| !rest.trim_start().starts_with('Z'))
             .unwrap_or(false),
         Err(_) => false,
     }

@@ -740,7 +740,7 @@ impl Meta {
                 let a = attr_of(&keys, v, d.ino)?;
                 v.delete(keys.dentry(parent, &name));
                 touch_dir(&keys, v, &mut p, 0);
-                Ok(drop_link(&keys, v, a, parent, &is_open, session)?)
+                drop_link(&keys, v, a, parent, &is_open, session)
             })
             .await
     }
