@@ -46,7 +46,10 @@ fn stderr(o: &Output) -> String {
 }
 
 fn check(path: &Path, env: &[(&str, &str)]) -> Output {
-    ringfs(&["config", "check", "-c", path.to_str().unwrap()], env)
+    ringfs(
+        &["config", "check", "--offline", "-c", path.to_str().unwrap()],
+        env,
+    )
 }
 
 /// A failed check: exit status 2, nothing on stdout, exactly one line on
@@ -82,7 +85,7 @@ fn check_ok() {
 fn config_path_from_env() {
     let path = write_conf(VALID);
     let o = ringfs(
-        &["config", "check"],
+        &["config", "check", "--offline"],
         &[("RINGFS_CONFIG", path.to_str().unwrap())],
     );
     assert!(o.status.success(), "{}", stderr(&o));

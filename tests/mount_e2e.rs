@@ -1863,6 +1863,53 @@ fn mount_error_wrong_swift_key() {
     assert!(!common::is_mounted(mp.path()));
 }
 
+/// `config check` reaches the services like a mount: ok with the test config, and the
+/// mount's own one-line error for a wrong key or a dead etcd; `--offline` skips them.
+#[test]
+fn config_check_reaches_the_services() {
+    let check = |conf: &Path, offline: bool| {
+        let mut args = vec![OsStr::new("config"), OsStr::new("check")];
+        if offline {
+            args.push(OsStr::new("--offline"));
+        }
+        args.extend([OsStr::new("-c"), conf.as_os_str()]);
+        ringfs(args)
+    };
+    let o = check(&test_conf(), false);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let (_d1, bad_key) = conf_with(
+        "check-key",
+        &conf_line("key ="),
+        "key = \"definitely-wrong\"",
+    );
+    let o = check(&bad_key, false);
+    assert!(!o.status.success());
+    let err = text(&o.stderr);
+    assert!(err.contains("auth") && err.contains("401"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(
+        check(&bad_key, true).status.success(),
+        "--offline does not contact Swift"
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (_d2, dead) = conf_with(
+        "check-etcd",
+        &conf_line("endpoints"),
+        &format!("endpoints = [\"http://127.0.0.1:{port}\"]"),
+    );
+    let o = check(&dead, false);
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains(&format!("127.0.0.1:{port}")),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
 #[test]
 fn mount_error_busy_mountpoint() {
     let m = Mount::new("busy");

@@ -1,15 +1,35 @@
 //! `ringfs config check` and `ringfs config show`.
 
 use anyhow::Result;
+use clap::Args;
 use ringfs_engine::config::Config;
 
-use super::{print_stdout, ConfigFileArg};
+use super::{print_stdout, runtime, ConfigFileArg};
 
-/// Loads and validates the file (with environment overrides) and prints
-/// `ok: <file>`; errors surface through `main` as one line and exit status 2.
-pub fn check(args: &ConfigFileArg) -> Result<()> {
-    args.load()?;
-    print_stdout(&format!("ok: {}\n", args.config.display()))
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub file: ConfigFileArg,
+    /// Only validate the file; do not contact etcd or Swift.
+    #[arg(long)]
+    pub offline: bool,
+}
+
+/// Loads and validates the file (with environment overrides), then (unless `--offline`)
+/// connects to etcd and authenticates to Swift the way a mount does, so a wrong endpoint,
+/// password, project, domain or region fails here with the line a mount would print.
+/// Prints `ok: <file>`; errors surface through `main` as one line (exit status 2 for a
+/// bad file, 1 for a service that refuses).
+pub fn check(args: &CheckArgs) -> Result<()> {
+    let cfg = args.file.load()?;
+    if !args.offline {
+        runtime()?.block_on(async {
+            ringfs_engine::setup::connect_etcd(&cfg).await?;
+            ringfs_engine::setup::connect_swift(&cfg).await?;
+            anyhow::Ok(())
+        })?;
+    }
+    print_stdout(&format!("ok: {}\n", args.file.config.display()))
 }
 
 /// Prints the effective configuration with secrets redacted. A config that

@@ -50,9 +50,10 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Load and validate the configuration; prints "ok: FILE" or the first
-    /// error (exit status 2).
-    Check(ConfigFileArg),
+    /// Load and validate the configuration, then reach etcd and authenticate to
+    /// Swift (Keystone: token and catalog endpoint); prints "ok: FILE" or the first
+    /// error. `--offline` only validates the file.
+    Check(config::CheckArgs),
     /// Print the effective configuration (file + RINGFS_* environment
     /// overrides, defaults filled in) as TOML, secrets shown as "***".
     Show(ConfigFileArg),
