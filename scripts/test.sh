@@ -64,15 +64,8 @@ fi
 
 # Fault injection on the seed's layout: 3 etcd members, 3 Swift replicas, Keystone v3
 # with 20 s tokens (own services, started and stopped by the script).
-echo "== faults (3 etcd members, 3 replicas, keystone)" >&2
-if RINGFS_FAULTS_DIR="$REPO/.services-test-faults" "$REPO/scripts/faults.sh" >"$LOG/faults-summary.log" 2>&1; then
-  echo "   ok" >&2
-else
-  echo "   FAILED (log: $LOG/faults-summary.log, $LOG/faults.log)" >&2
-  tail -n 40 "$LOG/faults-summary.log" >&2
-  suites_failed+=("faults")
-fi
-count "$LOG/faults.log"
+run_suite faults-run env RINGFS_FAULTS_DIR="$REPO/.services-test-faults" "$REPO/scripts/faults.sh"
+count "$LOG/faults.log"  # faults.sh keeps cargo's output there
 
 if [[ -x "$REPO/scripts/conformance.sh" ]]; then
   echo "== conformance (pjdfstest, fsx)" >&2

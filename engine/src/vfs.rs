@@ -1175,16 +1175,7 @@ impl Worker {
                 let body = data.slice((k * bs) as usize..(k * bs + blen) as usize);
                 uploads.push((key, body));
             }
-            commits.push((
-                chunk,
-                SliceRef {
-                    pos,
-                    id,
-                    size: len,
-                    off: 0,
-                    len,
-                },
-            ));
+            commits.push((chunk, SliceRef::new(pos, id, len)));
         }
         match &self.shared.staging {
             // Write-back: staged and fdatasync'd locally BEFORE the slice is committed.
