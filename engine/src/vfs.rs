@@ -253,6 +253,9 @@ impl Engine {
         } else {
             None
         };
+        if let (Some(st), Some(rc)) = (&staging, &read_cache) {
+            st.keep_uploaded_in(rc.clone());
+        }
         let mem = cfg.engine.memory_limit.0 as usize;
         let shared = Arc::new(Shared {
             meta,

@@ -76,6 +76,9 @@ pub struct Staging {
     space: Notify,
     progress: Notify,
     pub uploaded: AtomicU64,
+    /// Where an uploaded block goes instead of being deleted: a block just written is
+    /// the likeliest to be read next (see [`Staging::keep_uploaded_in`]).
+    keep_in: std::sync::OnceLock<Arc<super::ReadCache>>,
 }
 
 fn file_name(key: &str) -> Option<String> {
@@ -115,6 +118,7 @@ impl Staging {
             space: Notify::new(),
             progress: Notify::new(),
             uploaded: AtomicU64::new(0),
+            keep_in: std::sync::OnceLock::new(),
         };
         let mut recovered = 0u64;
         for entry in std::fs::read_dir(&s.dir)? {
@@ -244,6 +248,24 @@ impl Staging {
         }
     }
 
+    /// Moves uploaded blocks into `cache` (a rename on the same file system, same sealed
+    /// format) when it has room, instead of deleting them.
+    pub fn keep_uploaded_in(&self, cache: Arc<super::ReadCache>) {
+        let _ = self.keep_in.set(cache);
+    }
+
+    /// After its upload: into the read cache if it wants the block, else deleted.
+    fn retire(&self, path: &Path, entry: &Entry) {
+        if let Some(rc) = self.keep_in.get() {
+            if rc.wants(entry.len) && std::fs::rename(path, rc.path_for(&entry.key)).is_ok() {
+                rc.admit(&entry.key, entry.len);
+                rc.evict();
+                return;
+            }
+        }
+        let _ = std::fs::remove_file(path);
+    }
+
     async fn upload(self: Arc<Self>, id: (u64, u32), entry: Entry) {
         let path = self.path_for(&entry.key);
         let mut delay = Duration::from_millis(500);
@@ -282,7 +304,7 @@ impl Staging {
             };
             match self.store.put(&entry.key, data).await {
                 Ok(()) => {
-                    let _ = std::fs::remove_file(&path);
+                    self.retire(&path, &entry);
                     self.uploaded.fetch_add(1, Ordering::Relaxed);
                     self.finish(id, &entry);
                     return;
@@ -392,6 +414,43 @@ mod tests {
             "uploaded and temporary files are gone"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// An uploaded block moves into the read cache (still sealed, readable from there)
+    /// instead of being deleted, when the cache has room.
+    #[test]
+    fn uploaded_blocks_move_into_the_read_cache() {
+        let root = std::env::temp_dir().join(format!("ringfs-staging-{}", uuid::Uuid::new_v4()));
+        let (dir, blocks) = (root.join("staging"), root.join("blocks"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = crate::layout::block_key(7, 0, 5);
+        std::fs::write(dir.join(file_name(&key).unwrap()), seal(b"fresh")).unwrap();
+        let store = Arc::new(MemoryStore::new());
+        let rc = Arc::new(super::super::ReadCache::open(blocks, 1 << 20, 0).unwrap());
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let s = Staging::open(
+                dir.clone(),
+                store.clone(),
+                1 << 20,
+                4,
+                Duration::from_secs(60),
+            )
+            .unwrap();
+            s.keep_uploaded_in(rc.clone());
+            tokio::spawn(s.clone().run());
+            s.drain(Duration::from_secs(10)).await.unwrap();
+            assert_eq!(&store.get(&key, None).await.unwrap()[..], b"fresh");
+        });
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            0,
+            "staging is empty"
+        );
+        assert!(rc.touch(&key), "the read cache has the block");
+        let file = Bytes::from(std::fs::read(rc.path_for(&key)).unwrap());
+        assert_eq!(&unseal(file).unwrap()[..], b"fresh");
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
