@@ -710,6 +710,15 @@ fn xattrs() {
     // Length query and a short buffer.
     assert_eq!(getxattr_sized(&p, "user.a", 0).unwrap().0, 3);
     assert_eq!(errno_of(getxattr_sized(&p, "user.a", 2)), libc::ERANGE);
+    // POSIX ACLs are not supported: refused, not stored unenforced.
+    assert_eq!(
+        errno_of(getxattr(&p, "system.posix_acl_access")),
+        libc::EOPNOTSUPP
+    );
+    assert_eq!(
+        errno_of(setxattr(&p, "system.posix_acl_access", b"\x02\0\0\0", 0)),
+        libc::EOPNOTSUPP
+    );
     // Flags.
     assert_eq!(
         errno_of(setxattr(&p, "user.a", b"two", libc::XATTR_CREATE)),

@@ -530,6 +530,17 @@ pub struct Worker {
     disk: Rc<dyn crate::io::IoEngine>,
 }
 
+/// POSIX ACLs are not supported (permissions are the mode bits, checked by the kernel):
+/// their xattrs get EOPNOTSUPP, as on a file system mounted without ACL support, instead
+/// of being stored as plain xattrs that nothing enforces. It also answers the two ACL
+/// probes `ls -l` makes per entry without a round trip to etcd.
+fn refuse_acl(name: &[u8]) -> FsResult<()> {
+    if name.starts_with(b"system.posix_acl_") {
+        return Err(errno(libc::EOPNOTSUPP, "POSIX ACLs are not supported"));
+    }
+    Ok(())
+}
+
 /// Writes a block to the SSD read cache in a local task, if the cache wants it.
 fn admit_to_read_cache(
     read_cache: Option<Arc<crate::cache::ReadCache>>,
@@ -804,10 +815,12 @@ impl Worker {
         if position != 0 {
             return Err(errno(libc::EINVAL, "xattr position"));
         }
+        refuse_acl(name)?;
         Ok(self.meta().setxattr(ino, name, value, flags).await?)
     }
 
     pub async fn getxattr(&self, ino: Ino, name: &[u8]) -> FsResult<Vec<u8>> {
+        refuse_acl(name)?;
         Ok(self.meta().getxattr(ino, name).await?)
     }
 
@@ -816,6 +829,7 @@ impl Worker {
     }
 
     pub async fn removexattr(&self, ino: Ino, name: &[u8]) -> FsResult<()> {
+        refuse_acl(name)?;
         Ok(self.meta().removexattr(ino, name).await?)
     }
 
