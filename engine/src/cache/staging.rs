@@ -385,6 +385,37 @@ mod tests {
         }
     }
 
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Runtime::new().unwrap().block_on(f)
+    }
+
+    /// Opens `dir` as a staging directory over a memory store (after `inspect`), uploads
+    /// everything staged there and returns the store.
+    fn upload_all(
+        dir: &Path,
+        keep_in: Option<Arc<super::super::ReadCache>>,
+        inspect: impl FnOnce(&Staging),
+    ) -> Arc<MemoryStore> {
+        let store = Arc::new(MemoryStore::new());
+        block_on(async {
+            let s = Staging::open(
+                dir.to_path_buf(),
+                store.clone(),
+                1 << 20,
+                4,
+                Duration::from_secs(60),
+            )
+            .unwrap();
+            inspect(&s);
+            if let Some(rc) = keep_in {
+                s.keep_uploaded_in(rc);
+            }
+            tokio::spawn(s.clone().run());
+            s.drain(Duration::from_secs(10)).await.unwrap();
+        });
+        store
+    }
+
     #[test]
     fn recovery_uploads_staged_blocks_and_drops_temporaries() {
         let dir = std::env::temp_dir().join(format!("ringfs-staging-{}", uuid::Uuid::new_v4()));
@@ -392,22 +423,8 @@ mod tests {
         let key = crate::layout::block_key(42, 0, 5);
         std::fs::write(dir.join(file_name(&key).unwrap()), seal(b"hello")).unwrap();
         std::fs::write(dir.join("43_0_5.tmp99"), b"half").unwrap();
-        let store = Arc::new(MemoryStore::new());
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async {
-            let s = Staging::open(
-                dir.clone(),
-                store.clone(),
-                1 << 20,
-                4,
-                Duration::from_secs(60),
-            )
-            .unwrap();
-            assert_eq!(s.backlog(), (1, 5));
-            tokio::spawn(s.clone().run());
-            s.drain(Duration::from_secs(10)).await.unwrap();
-            assert_eq!(&store.get(&key, None).await.unwrap()[..], b"hello");
-        });
+        let store = upload_all(&dir, None, |s| assert_eq!(s.backlog(), (1, 5)));
+        assert_eq!(&block_on(store.get(&key, None)).unwrap()[..], b"hello");
         assert_eq!(
             std::fs::read_dir(&dir).unwrap().count(),
             0,
@@ -425,23 +442,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let key = crate::layout::block_key(7, 0, 5);
         std::fs::write(dir.join(file_name(&key).unwrap()), seal(b"fresh")).unwrap();
-        let store = Arc::new(MemoryStore::new());
         let rc = Arc::new(super::super::ReadCache::open(blocks, 1 << 20, 0).unwrap());
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async {
-            let s = Staging::open(
-                dir.clone(),
-                store.clone(),
-                1 << 20,
-                4,
-                Duration::from_secs(60),
-            )
-            .unwrap();
-            s.keep_uploaded_in(rc.clone());
-            tokio::spawn(s.clone().run());
-            s.drain(Duration::from_secs(10)).await.unwrap();
-            assert_eq!(&store.get(&key, None).await.unwrap()[..], b"fresh");
-        });
+        let store = upload_all(&dir, Some(rc.clone()), |_| {});
+        assert_eq!(&block_on(store.get(&key, None)).unwrap()[..], b"fresh");
         assert_eq!(
             std::fs::read_dir(&dir).unwrap().count(),
             0,
