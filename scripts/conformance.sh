@@ -13,7 +13,8 @@
 # Steps: build ringfs (unless $RINGFS_BIN is set), take the services of
 # `scripts/services.sh up` (or the config in $RINGFS_TEST_CONF), format a fresh volume,
 # mount it with allow_other, run pjdfstest as root with tests/pjdfstest/ringfs.toml, run
-# fsx (tests/fsx/ringfs.toml: no mmap) with two fixed seeds on a file in the mount,
+# fsx (tests/fsx/ringfs.toml: no mmap) with two fixed seeds on a file in the mount, then
+# once with mmap (tests/fsx/ringfs-mmap.toml, the first seed),
 # wait until the objects of the removed files are deleted, unmount. Prints `conformance: N passed, M failed` last and exits non-zero when anything
 # failed unexpectedly (a pjdfstest failure not listed in expected_failures, an expected
 # failure that passed, an fsx miscompare or error, a failed mount or unmount, deletion
@@ -34,6 +35,7 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$SCRIPT_DIR/.." && pwd)
 PJD_CONF=$REPO/tests/pjdfstest/ringfs.toml
 FSX_CONF=$REPO/tests/fsx/ringfs.toml
+FSX_MMAP_CONF=$REPO/tests/fsx/ringfs-mmap.toml
 PJD_VERSION=0.2.2
 FSX_VERSION=0.3.2
 FSX_SEEDS=(20251125 424242)
@@ -202,26 +204,34 @@ run_pjdfstest() {
 }
 
 # ---- fsx --------------------------------------------------------------------------------
+# One fsx run: fsx_run NAME CONFIG SEED.
+fsx_run() {
+    local name=$1 conf=$2 seed=$3 out start rc
+    out=$LOG_DIR/fsx-$name.log
+    mkdir -p "$LOG_DIR/fsx-$name"
+    start=$SECONDS
+    log "fsx $FSX_VERSION $name: seed $seed, $FSX_OPS ops, $(basename "$conf") (log $out)"
+    rc=0
+    (cd / && fsx -f "$conf" -N "$FSX_OPS" -S "$seed" -P "$LOG_DIR/fsx-$name" "$MNT/fsx-$name.file") \
+        >"$out" 2>&1 || rc=$?
+    if ((rc == 0)); then
+        log "fsx $name: ok, $FSX_OPS ops in $((SECONDS - start)) s"
+        PASSED=$((PASSED + 1))
+        rm -f "$MNT/fsx-$name.file"
+    else
+        log "fsx $name: FAILED (exit $rc) after $((SECONDS - start)) s; artifacts in $LOG_DIR/fsx-$name; last lines:"
+        tail -n 25 "$out" | sed 's/^/    /' >&2
+        FAILED=$((FAILED + 1))
+    fi
+}
+
 run_fsx() {
-    local seed out start rc
+    local seed
     for seed in "${FSX_SEEDS[@]}"; do
-        out=$LOG_DIR/fsx-$seed.log
-        mkdir -p "$LOG_DIR/fsx-$seed"
-        start=$SECONDS
-        log "fsx $FSX_VERSION seed $seed, $FSX_OPS ops (log $out)"
-        rc=0
-        (cd / && fsx -f "$FSX_CONF" -N "$FSX_OPS" -S "$seed" -P "$LOG_DIR/fsx-$seed" "$MNT/fsx-$seed.file") \
-            >"$out" 2>&1 || rc=$?
-        if ((rc == 0)); then
-            log "fsx seed $seed: ok, $FSX_OPS ops in $((SECONDS - start)) s"
-            PASSED=$((PASSED + 1))
-            rm -f "$MNT/fsx-$seed.file"
-        else
-            log "fsx seed $seed: FAILED (exit $rc) after $((SECONDS - start)) s; artifacts in $LOG_DIR/fsx-$seed; last lines:"
-            tail -n 25 "$out" | sed 's/^/    /' >&2
-            FAILED=$((FAILED + 1))
-        fi
+        fsx_run "$seed" "$FSX_CONF" "$seed"
     done
+    # And with mmap (reads and writes through shared mappings, msync invalidation).
+    fsx_run "mmap-${FSX_SEEDS[0]}" "$FSX_MMAP_CONF" "${FSX_SEEDS[0]}"
 }
 
 [[ $ONLY == fsx ]] || run_pjdfstest
