@@ -541,6 +541,34 @@ fn refuse_acl(name: &[u8]) -> FsResult<()> {
     Ok(())
 }
 
+/// Block `key` (or `range` of it) from Swift, checked to be `len` bytes. Another client's
+/// write-back may not have uploaded it yet: a missing block is retried every 200 ms for
+/// up to `wait` before it is an error.
+async fn get_block(
+    store: Arc<dyn ObjectStore>,
+    key: String,
+    range: Option<std::ops::Range<u64>>,
+    len: u64,
+    wait: Duration,
+) -> Result<Bytes, String> {
+    let started = std::time::Instant::now();
+    loop {
+        match store.get(&key, range.clone()).await {
+            Ok(b) if b.len() as u64 == len => return Ok(b),
+            Ok(b) => return Err(format!("block {key}: expected {len} bytes, got {}", b.len())),
+            Err(e) if e.is_not_found() && started.elapsed() < wait => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) if e.is_not_found() => {
+                return Err(format!(
+                    "block {key} is not in Swift after waiting {wait:?}: the client that wrote it has not uploaded it (still staged in its write-back cache?)"
+                ))
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
 /// Writes a block to the SSD read cache in a local task, if the cache wants it.
 fn admit_to_read_cache(
     read_cache: Option<Arc<crate::cache::ReadCache>>,
@@ -1504,17 +1532,7 @@ impl Worker {
             let k2 = key.clone();
             let got = cache
                 .get_or_fetch(&key, move || {
-                    async move {
-                        match store.get(&k2, None).await {
-                            Ok(b) if b.len() == blen as usize => Ok(b),
-                            Ok(b) => Err(format!(
-                                "block {k2}: expected {blen} bytes, got {}",
-                                b.len()
-                            )),
-                            Err(e) => Err(e.to_string()),
-                        }
-                    }
-                    .boxed_local()
+                    get_block(store, k2, None, blen as u64, Duration::ZERO).boxed_local()
                 })
                 .await;
             if let Ok(b) = got {
@@ -1527,54 +1545,31 @@ impl Worker {
     /// [`Self::fetch_remote`] for another client's write-back upload.
     async fn fetch_remote_range(&self, key: &str, range: std::ops::Range<u64>) -> FsResult<Bytes> {
         let want = range.end - range.start;
-        let started = std::time::Instant::now();
-        loop {
-            match self.shared.store.get(key, Some(range.clone())).await {
-                Ok(b) if b.len() as u64 == want => return Ok(b),
-                Ok(b) => {
-                    let e = format!("block {key}: range {range:?} gave {} bytes", b.len());
-                    tracing::warn!(block = %key, error = %e, "block read failed");
-                    return Err(errno(libc::EIO, &e));
-                }
-                Err(e) if e.is_not_found() && started.elapsed() < self.shared.read_wait => {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                Err(e) => {
-                    tracing::warn!(block = %key, error = %e, "block read failed");
-                    return Err(errno(libc::EIO, &e.to_string()));
-                }
-            }
-        }
+        get_block(
+            self.shared.store.clone(),
+            key.to_string(),
+            Some(range),
+            want,
+            self.shared.read_wait,
+        )
+        .await
+        .map_err(|e| {
+            tracing::warn!(block = %key, error = %e, "block read failed");
+            errno(libc::EIO, &e)
+        })
     }
 
     /// A block from Swift through the memory cache (one GET for concurrent readers).
     async fn fetch_remote(&self, key: &str, blen: u32) -> FsResult<Bytes> {
         let key = key.to_string();
-        let store = self.shared.store.clone();
-        let k2 = key.clone();
-        let wait = self.shared.read_wait;
+        let (store, k2, wait) = (
+            self.shared.store.clone(),
+            key.clone(),
+            self.shared.read_wait,
+        );
         self.cache
             .get_or_fetch(&key, move || {
-                async move {
-                    let started = std::time::Instant::now();
-                    loop {
-                        match store.get(&k2, None).await {
-                            Ok(b) if b.len() == blen as usize => return Ok(b),
-                            Ok(b) => return Err(format!("block {k2}: expected {blen} bytes, got {}", b.len())),
-                            // Another client's write-back may not have uploaded it yet.
-                            Err(e) if e.is_not_found() && started.elapsed() < wait => {
-                                tokio::time::sleep(Duration::from_millis(200)).await;
-                            }
-                            Err(e) if e.is_not_found() => {
-                                return Err(format!(
-                                    "block {k2} is not in Swift after waiting {wait:?}: the client that wrote it has not uploaded it (still staged in its write-back cache?)"
-                                ))
-                            }
-                            Err(e) => return Err(e.to_string()),
-                        }
-                    }
-                }
-                .boxed_local()
+                get_block(store, k2, None, blen as u64, wait).boxed_local()
             })
             .await
             .map_err(|e| {
@@ -1651,8 +1646,7 @@ impl Worker {
                 let k2 = key.clone();
                 let _ = cache
                     .get_or_fetch(&key, move || {
-                        async move { store.get(&k2, None).await.map_err(|e| e.to_string()) }
-                            .boxed_local()
+                        get_block(store, k2, None, blen as u64, Duration::ZERO).boxed_local()
                     })
                     .await;
             });
