@@ -320,13 +320,19 @@ pub struct CacheConfig {
     pub writeback: bool,
     /// Staged-but-not-uploaded bytes; writers block beyond it.
     pub staging_limit: ByteSize,
-    /// Open cache files with O_DIRECT (bypass the page cache).
+    /// Write and read staged and cached block files with O_DIRECT (bypassing the page
+    /// cache: no second copy of every block in memory, less CPU per byte); turned off by
+    /// itself on a file system that refuses it.
     pub o_direct: bool,
     /// Concurrent background block uploads.
     pub upload_concurrency: usize,
     /// A staged block older than this is uploaded before newer ones, and
     /// logged as late.
     pub upload_deadline: Duration,
+    /// A staged block waits this long before its upload starts (unless staging is half
+    /// full or the volume is being unmounted); blocks of files deleted or rewritten
+    /// within it never reach Swift. 0 uploads at once.
+    pub upload_delay: Duration,
     /// How long a read waits for a block another client has committed but
     /// not uploaded yet before failing with EIO.
     pub read_wait_timeout: Duration,
@@ -340,9 +346,10 @@ impl Default for CacheConfig {
             min_free: ByteSize::gib(1),
             writeback: false,
             staging_limit: ByteSize::gib(4),
-            o_direct: false,
+            o_direct: true,
             upload_concurrency: 16,
             upload_deadline: Duration::from_mins(5),
+            upload_delay: Duration::ZERO,
             read_wait_timeout: Duration::from_secs(60),
         }
     }

@@ -18,7 +18,7 @@ use parking_lot::Mutex;
 use ringfs_swift::{ObjectStore, SwiftError};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -189,6 +189,8 @@ pub struct Shared {
     pub drain_timeout: Duration,
     /// Blocks read from Swift, kept on local disk.
     pub read_cache: Option<Arc<crate::cache::ReadCache>>,
+    /// Cache and staging files bypass the page cache (`cache.o_direct`).
+    pub o_direct: bool,
 }
 
 impl Shared {
@@ -232,9 +234,13 @@ impl Engine {
             let s = crate::cache::Staging::open(
                 dir,
                 store.clone(),
-                cfg.cache.staging_limit.0,
-                cfg.cache.upload_concurrency,
-                cfg.cache.upload_deadline.0,
+                crate::cache::StagingOptions {
+                    limit: cfg.cache.staging_limit.0,
+                    concurrency: cfg.cache.upload_concurrency,
+                    deadline: cfg.cache.upload_deadline.0,
+                    delay: cfg.cache.upload_delay.0,
+                    o_direct: cfg.cache.o_direct,
+                },
             )?;
             background.spawn(s.clone().run());
             Some(s)
@@ -278,6 +284,7 @@ impl Engine {
             deleter_wake: tokio::sync::Notify::new(),
             staging,
             read_wait: cfg.cache.read_wait_timeout.0,
+            o_direct: cfg.cache.o_direct,
             drain_timeout: Duration::from_secs(600),
             read_cache,
         });
@@ -474,7 +481,8 @@ struct FileState {
     chunks: HashMap<u32, Rc<Vec<SliceRef>>>,
     last_read_end: u64,
     readahead_window: u64,
-    flush_lock: Rc<tokio::sync::Mutex<()>>,
+    /// Held by the flush in progress (at most one per file, possibly in the background).
+    flush_lock: Arc<tokio::sync::Mutex<()>>,
     /// A write or commit failed: reported once by the next flush/fsync/close.
     write_error: Option<FsError>,
     /// Bumped whenever this worker changes the committed size or chunk maps (commit,
@@ -528,6 +536,8 @@ pub struct Worker {
     cache: Rc<BlockCache>,
     /// Local disk I/O (io_uring or psync, matching the worker's runtime).
     disk: Rc<dyn crate::io::IoEngine>,
+    /// This worker, for tasks it spawns on its own thread (background flushes).
+    me: Weak<Worker>,
 }
 
 /// POSIX ACLs are not supported (permissions are the mode bits, checked by the kernel):
@@ -577,7 +587,8 @@ fn admit_to_read_cache(
     data: &Bytes,
 ) {
     if let Some(rc) = read_cache {
-        if rc.wants(data.len() as u64) {
+        let len = crate::cache::staging::sealed_len(data.len()) as u64;
+        if rc.wants(len) {
             let (key, data) = (key.to_string(), data.clone());
             tokio::task::spawn_local(async move {
                 let path = rc.path_for(&key);
@@ -586,7 +597,7 @@ fn admit_to_read_cache(
                     .await
                     .is_ok()
                 {
-                    rc.admit(&key, data.len() as u64);
+                    rc.admit(&key, len);
                     rc.evict();
                 }
             });
@@ -602,9 +613,10 @@ fn creds(ctx: &ReqCtx) -> Creds {
 }
 
 impl Worker {
-    fn new(index: usize, io: IoMode, shared: Arc<Shared>) -> Self {
+    fn new(index: usize, io: IoMode, shared: Arc<Shared>) -> Rc<Self> {
         let cache = Rc::new(BlockCache::new(shared.cache_per_worker));
-        Worker {
+        let disk = crate::io::engine_for(io, shared.o_direct);
+        Rc::new_cyclic(|me| Worker {
             index,
             io,
             shared,
@@ -612,8 +624,9 @@ impl Worker {
             handles: RefCell::new(HashMap::new()),
             dirs: RefCell::new(HashMap::new()),
             cache,
-            disk: crate::io::engine_for(io),
-        }
+            disk,
+            me: me.clone(),
+        })
     }
 
     fn meta(&self) -> &Meta {
@@ -1140,9 +1153,41 @@ impl Worker {
         };
         self.note_size(ino);
         if over_budget {
-            self.flush_file(ino).await?;
+            self.flush_behind(ino).await?;
         }
         Ok(data.len() as u32)
+    }
+
+    /// A full write buffer is flushed in the background while the writer goes on filling
+    /// the next one; the writer waits only for the previous flush of the same file (one in
+    /// flight per file, so a file holds at most twice `engine.write_buffer`). A background
+    /// failure keeps the data buffered and is reported by the next write, fsync or close.
+    async fn flush_behind(&self, ino: Ino) -> FsResult<()> {
+        let lock = match self.files.borrow().get(&ino) {
+            Some(f) => f.flush_lock.clone(),
+            None => return Ok(()),
+        };
+        let guard = lock.lock_owned().await;
+        if let Some(e) = self
+            .files
+            .borrow_mut()
+            .get_mut(&ino)
+            .and_then(|f| f.write_error.take())
+        {
+            return Err(e);
+        }
+        let Some(me) = self.me.upgrade() else {
+            return self.flush_locked(ino).await;
+        };
+        tokio::task::spawn_local(async move {
+            if let Err(e) = me.flush_locked(ino).await {
+                if let Some(f) = me.files.borrow_mut().get_mut(&ino) {
+                    f.write_error.get_or_insert(e);
+                }
+            }
+            drop(guard);
+        });
+        Ok(())
     }
 
     /// Uploads the file's buffered slices and commits them (one flush at a time per file).
@@ -1152,17 +1197,27 @@ impl Worker {
             None => return Ok(()),
         };
         let _g = lock.lock().await;
-        let slices = match self.files.borrow_mut().get_mut(&ino) {
+        if let Some(e) = self
+            .files
+            .borrow_mut()
+            .get_mut(&ino)
+            .and_then(|f| f.write_error.take())
+        {
+            return Err(e);
+        }
+        self.flush_locked(ino).await
+    }
+
+    /// [`Self::flush_file`] with the file's flush lock held by the caller.
+    async fn flush_locked(&self, ino: Ino) -> FsResult<()> {
+        let cs = self.shared.chunk_size;
+        let slices: Vec<(u32, u32, Bytes)> = match self.files.borrow_mut().get_mut(&ino) {
             Some(f) => {
-                if let Some(e) = f.write_error.take() {
-                    return Err(e);
-                }
-                let s = f.buffer.take_all();
-                for p in &s {
-                    let off = p.file_offset(self.shared.chunk_size);
+                let s: Vec<_> = f.buffer.take_all().into_iter().map(freeze).collect();
+                for (chunk, pos, data) in &s {
                     f.flushing.push(Flushing {
-                        off,
-                        data: Bytes::copy_from_slice(&p.data),
+                        off: *chunk as u64 * cs + *pos as u64,
+                        data: data.clone(),
                     });
                 }
                 s
@@ -1199,19 +1254,14 @@ impl Worker {
         result.map(|_| ())
     }
 
-    async fn upload_and_commit(
-        &self,
-        ino: Ino,
-        slices: Vec<crate::data::PendingSlice>,
-    ) -> FsResult<Attr> {
+    async fn upload_and_commit(&self, ino: Ino, slices: Vec<(u32, u32, Bytes)>) -> FsResult<Attr> {
         let cs = self.shared.chunk_size;
         let bs = self.shared.block_size as u32;
         let mut commits = Vec::with_capacity(slices.len());
         let mut uploads = Vec::new();
         let mut end = 0u64;
-        for s in slices {
+        for (chunk, pos, data) in slices {
             let id = self.meta().new_slice_id().await?;
-            let (chunk, pos, data) = freeze(s);
             let len = data.len() as u32;
             end = end.max(chunk as u64 * cs + pos as u64 + len as u64);
             for k in 0..layout::block_count(len, bs) {
@@ -1256,18 +1306,18 @@ impl Worker {
     ) -> FsResult<()> {
         let total: u64 = blocks.iter().map(|(_, b)| b.len() as u64).sum();
         st.reserve(total).await;
-        let writes = blocks.iter().map(|(key, body)| {
-            let path = st.path_for(key);
-            let sealed = crate::cache::seal(body);
-            let disk = self.disk.clone();
-            async move { disk.write_durable(&path, sealed).await }
-        });
-        let results = join_all(writes).await;
+        let files = blocks
+            .iter()
+            .map(|(key, body)| (st.path_for(key), crate::cache::seal(body)))
+            .collect();
+        let results = self.disk.write_durable(files).await;
         let mut failed = None;
         for ((key, body), r) in blocks.iter().zip(results) {
             match r {
                 Ok(()) => st.enqueue(key, body.len() as u64),
                 Err(e) => {
+                    // Never uploaded: its slice is not committed.
+                    let _ = std::fs::remove_file(st.path_for(key));
                     st.release(body.len() as u64);
                     failed.get_or_insert(e);
                 }

@@ -44,7 +44,7 @@ impl<W: 'static> Pool<W> {
     /// Starts `n` workers; `make(i, mode)` builds worker `i`'s state on its own thread.
     pub fn start<F>(n: usize, want_uring: Option<bool>, make: F) -> std::io::Result<Arc<Self>>
     where
-        F: Fn(usize, IoMode) -> W + Send + Sync + 'static,
+        F: Fn(usize, IoMode) -> Rc<W> + Send + Sync + 'static,
     {
         let n = n.max(1);
         let mode = pick_io_mode(want_uring)?;
@@ -146,9 +146,9 @@ fn run_worker<W: 'static>(
     rx: Receiver<LocalJob<W>>,
     wake: Arc<Notify>,
     stop: Arc<AtomicBool>,
-    make: impl FnOnce(IoMode) -> W,
+    make: impl FnOnce(IoMode) -> Rc<W>,
 ) {
-    let state = Rc::new(make(mode));
+    let state = make(mode);
     let dispatch = async move {
         loop {
             loop {
@@ -208,9 +208,11 @@ mod tests {
     fn jobs_run_on_the_owning_worker() {
         let hits = Arc::new(AtomicU64::new(0));
         let h = hits.clone();
-        let pool = Pool::start(2, Some(false), move |i, _| W {
-            index: i,
-            hits: h.clone(),
+        let pool = Pool::start(2, Some(false), move |i, _| {
+            Rc::new(W {
+                index: i,
+                hits: h.clone(),
+            })
         })
         .unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -240,7 +242,7 @@ mod tests {
             eprintln!("io_uring unavailable here; only the fallback is exercised");
             return;
         }
-        let pool = Pool::start(1, Some(true), |i, m| (i, m)).unwrap();
+        let pool = Pool::start(1, Some(true), |i, m| Rc::new((i, m))).unwrap();
         assert_eq!(pool.io_mode, IoMode::Uring);
         let (tx, rx) = std::sync::mpsc::channel();
         pool.submit(

@@ -11,4 +11,4 @@ pub mod readcache;
 pub mod staging;
 
 pub use readcache::ReadCache;
-pub use staging::{seal, unseal, Staging};
+pub use staging::{seal, unseal, Staging, StagingOptions};

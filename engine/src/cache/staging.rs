@@ -10,7 +10,7 @@
 //! oldest first. A block older than `cache.upload_deadline` is logged. Staged bytes are
 //! bounded by `cache.staging_limit`: a writer waits for room instead of growing the queue.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use ringfs_swift::ObjectStore;
 use std::collections::{BTreeMap, HashSet};
@@ -22,31 +22,56 @@ use tokio::sync::Notify;
 
 const MAGIC: &[u8; 4] = b"RFS1";
 pub const TRAILER: usize = 16;
+/// Sealed files are padded to a multiple of this (and sealed buffers start at such an
+/// address) so that they can be written and read with O_DIRECT.
+pub const ALIGN: usize = 4096;
 
-/// Block bytes + trailer, ready to be written to a staging file.
+/// The size of the sealed file of a block of `len` bytes.
+pub fn sealed_len(len: usize) -> usize {
+    (len + TRAILER).next_multiple_of(ALIGN)
+}
+
+/// A zeroed buffer of `len` bytes whose first byte is `ALIGN`-aligned.
+pub fn aligned_zeroed(len: usize) -> BytesMut {
+    let mut b = BytesMut::zeroed(len + ALIGN);
+    let skip = b.as_ptr().align_offset(ALIGN);
+    let mut tail = b.split_off(skip);
+    tail.truncate(len);
+    tail
+}
+
+/// Block bytes, zero padding, then a 16-byte trailer (magic, CRC-32 of the bytes, length),
+/// in an aligned buffer ready to be written to a staging or cache file.
 pub fn seal(data: &[u8]) -> Bytes {
-    let mut b = BytesMut::with_capacity(data.len() + TRAILER);
-    b.put_slice(data);
-    b.put_slice(MAGIC);
-    b.put_u32(crc32fast::hash(data));
-    b.put_u64(data.len() as u64);
+    let total = sealed_len(data.len());
+    let mut b = aligned_zeroed(total);
+    b[..data.len()].copy_from_slice(data);
+    let t = &mut b[total - TRAILER..];
+    t[..4].copy_from_slice(MAGIC);
+    t[4..8].copy_from_slice(&crc32fast::hash(data).to_be_bytes());
+    t[8..].copy_from_slice(&(data.len() as u64).to_be_bytes());
     b.freeze()
 }
 
-/// The block bytes of a staging file, or an error if it is torn or corrupt.
+/// The block bytes of a sealed file, or an error if it is torn or corrupt.
 pub fn unseal(file: Bytes) -> Result<Bytes, String> {
     if file.len() < TRAILER {
         return Err(format!("{} bytes, shorter than the trailer", file.len()));
     }
-    let n = file.len() - TRAILER;
-    let t = &file[n..];
+    let end = file.len() - TRAILER;
+    let t = &file[end..];
     if &t[..4] != MAGIC {
         return Err("bad trailer magic".into());
     }
     let crc = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
     let len = u64::from_be_bytes(t[8..16].try_into().map_err(|_| "trailer")?);
-    if len != n as u64 {
-        return Err(format!("length {len} in trailer, {n} bytes present"));
+    // Unpadded files (written before padding existed) have `len == end`.
+    if len > end as u64 || end as u64 - len >= ALIGN as u64 {
+        return Err(format!("length {len} in trailer, {end} bytes present"));
+    }
+    let n = len as usize;
+    if file[n..end].iter().any(|&b| b != 0) {
+        return Err("padding is not zero".into());
     }
     let data = file.slice(..n);
     if crc32fast::hash(&data) != crc {
@@ -62,6 +87,35 @@ struct Entry {
     since: Instant,
 }
 
+/// How a [`Staging`] area behaves (the `[cache]` keys of the same names).
+#[derive(Clone, Debug)]
+pub struct StagingOptions {
+    /// Staged-but-not-uploaded bytes beyond which writers wait.
+    pub limit: u64,
+    /// Concurrent uploads.
+    pub concurrency: usize,
+    /// Age past which a waiting block is logged as late.
+    pub deadline: Duration,
+    /// Age before which a block is not uploaded (unless staging is half full or draining):
+    /// files rewritten or deleted within it never reach Swift, and a writer does not
+    /// share the machine with its own uploads.
+    pub delay: Duration,
+    /// Read staged files with O_DIRECT.
+    pub o_direct: bool,
+}
+
+impl Default for StagingOptions {
+    fn default() -> Self {
+        StagingOptions {
+            limit: 1 << 30,
+            concurrency: 4,
+            deadline: Duration::from_secs(300),
+            delay: Duration::ZERO,
+            o_direct: false,
+        }
+    }
+}
+
 /// The staging area of one volume on this client.
 pub struct Staging {
     dir: PathBuf,
@@ -70,8 +124,9 @@ pub struct Staging {
     inflight: Mutex<HashSet<(u64, u32)>>,
     staged_bytes: AtomicU64,
     limit: u64,
-    concurrency: usize,
-    deadline: Duration,
+    opts: StagingOptions,
+    /// `drain` is waiting: upload everything now, whatever `delay` says.
+    draining: std::sync::atomic::AtomicBool,
     work: Notify,
     space: Notify,
     progress: Notify,
@@ -100,9 +155,7 @@ impl Staging {
     pub fn open(
         dir: PathBuf,
         store: Arc<dyn ObjectStore>,
-        limit: u64,
-        concurrency: usize,
-        deadline: Duration,
+        opts: StagingOptions,
     ) -> std::io::Result<Arc<Self>> {
         std::fs::create_dir_all(&dir)?;
         let s = Staging {
@@ -111,9 +164,12 @@ impl Staging {
             queue: Mutex::new(BTreeMap::new()),
             inflight: Mutex::new(HashSet::new()),
             staged_bytes: AtomicU64::new(0),
-            limit: limit.max(1),
-            concurrency: concurrency.max(1),
-            deadline,
+            limit: opts.limit.max(1),
+            opts: StagingOptions {
+                concurrency: opts.concurrency.max(1),
+                ..opts
+            },
+            draining: std::sync::atomic::AtomicBool::new(false),
             work: Notify::new(),
             space: Notify::new(),
             progress: Notify::new(),
@@ -214,28 +270,42 @@ impl Staging {
         (q.len(), q.values().map(|e| e.len).sum())
     }
 
+    /// Whether a block staged at `since` may be uploaded now.
+    fn due(&self, since: Instant) -> bool {
+        since.elapsed() >= self.opts.delay
+            || self.draining.load(Ordering::SeqCst)
+            || self.staged_bytes.load(Ordering::SeqCst) > self.limit / 2
+    }
+
     /// The uploader: runs until the process ends (spawn it on a multi-thread runtime).
     pub async fn run(self: Arc<Self>) {
         let mut warned_old = false;
         loop {
             let notified = self.work.notified();
+            let mut wait = Duration::from_secs(1);
             let next: Vec<((u64, u32), Entry)> = {
                 let q = self.queue.lock();
                 let mut inflight = self.inflight.lock();
-                let room = self.concurrency.saturating_sub(inflight.len());
-                let picked: Vec<_> = q
-                    .iter()
-                    .filter(|(id, _)| !inflight.contains(id))
-                    .take(room)
-                    .map(|(id, e)| (*id, e.clone()))
-                    .collect();
+                let room = self.opts.concurrency.saturating_sub(inflight.len());
+                let mut picked = Vec::new();
+                // Oldest first; a block not yet due sets when to look again.
+                for (id, e) in q.iter().filter(|(id, _)| !inflight.contains(id)) {
+                    if picked.len() == room {
+                        break;
+                    }
+                    if !self.due(e.since) {
+                        wait = wait.min(self.opts.delay.saturating_sub(e.since.elapsed()));
+                        continue;
+                    }
+                    picked.push((*id, e.clone()));
+                }
                 for (id, _) in &picked {
                     inflight.insert(*id);
                 }
                 picked
             };
             if let Some((_, oldest)) = self.queue.lock().iter().next() {
-                if oldest.since.elapsed() > self.deadline && !warned_old {
+                if oldest.since.elapsed() > self.opts.deadline && !warned_old {
                     warned_old = true;
                     tracing::warn!(block = %oldest.key, waited = ?oldest.since.elapsed(), "a staged block is past its upload deadline (is Swift reachable?)");
                 }
@@ -244,7 +314,7 @@ impl Staging {
                 let me = self.clone();
                 tokio::spawn(async move { me.upload(id, entry).await });
             }
-            let _ = tokio::time::timeout(Duration::from_secs(1), notified).await;
+            let _ = tokio::time::timeout(wait.max(Duration::from_millis(1)), notified).await;
         }
     }
 
@@ -257,8 +327,9 @@ impl Staging {
     /// After its upload: into the read cache if it wants the block, else deleted.
     fn retire(&self, path: &Path, entry: &Entry) {
         if let Some(rc) = self.keep_in.get() {
-            if rc.wants(entry.len) && std::fs::rename(path, rc.path_for(&entry.key)).is_ok() {
-                rc.admit(&entry.key, entry.len);
+            let len = sealed_len(entry.len as usize) as u64;
+            if rc.wants(len) && std::fs::rename(path, rc.path_for(&entry.key)).is_ok() {
+                rc.admit(&entry.key, len);
                 rc.evict();
                 return;
             }
@@ -271,12 +342,12 @@ impl Staging {
         let mut delay = Duration::from_millis(500);
         loop {
             let read = tokio::task::spawn_blocking({
-                let path = path.clone();
-                move || std::fs::read(&path)
+                let (path, direct) = (path.clone(), self.opts.o_direct);
+                move || crate::io::read_file(&path, direct)
             })
             .await;
             let data = match read {
-                Ok(Ok(buf)) => match unseal(Bytes::from(buf)) {
+                Ok(Ok(buf)) => match unseal(buf) {
                     Ok(d) => d,
                     Err(why) => {
                         // A final-name file is complete by construction: this is disk corruption.
@@ -331,6 +402,9 @@ impl Staging {
     /// number of blocks still staged: they stay on disk and go up at the next mount).
     pub async fn drain(&self, timeout: Duration) -> Result<(), usize> {
         let deadline = Instant::now() + timeout;
+        self.draining.store(true, Ordering::SeqCst);
+        self.work.notify_one();
+        let _undrain = DrainGuard(&self.draining);
         loop {
             let notified = self.progress.notified();
             let left = self.queue.lock().len();
@@ -363,6 +437,15 @@ pub fn backlog_on_disk(dir: &Path) -> (usize, u64) {
     (n, bytes)
 }
 
+/// Ends a drain's "upload everything now" when the drain returns.
+struct DrainGuard<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for DrainGuard<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,8 +454,10 @@ mod tests {
 
     proptest! {
         #[test]
-        fn seal_round_trips_and_any_damage_is_caught(data in proptest::collection::vec(any::<u8>(), 0..2000), cut in 0usize..2016, flip in 0usize..2016) {
+        fn seal_round_trips_and_any_damage_is_caught(data in proptest::collection::vec(any::<u8>(), 0..6000), cut in 0usize..8192, flip in 0usize..8192) {
             let sealed = seal(&data);
+            prop_assert_eq!(sealed.as_ptr() as usize % ALIGN, 0, "O_DIRECT-ready address");
+            prop_assert_eq!(sealed.len() % ALIGN, 0, "O_DIRECT-ready length");
             prop_assert_eq!(&unseal(sealed.clone()).unwrap()[..], &data[..]);
             if cut < sealed.len() {
                 prop_assert!(unseal(sealed.slice(..cut)).is_err(), "a torn file is detected");
@@ -383,6 +468,15 @@ mod tests {
                 prop_assert!(unseal(Bytes::from(b)).is_err(), "a flipped bit is detected");
             }
         }
+    }
+
+    #[test]
+    fn unpadded_files_from_earlier_versions_still_unseal() {
+        let mut old = b"hello".to_vec();
+        old.extend_from_slice(MAGIC);
+        old.extend_from_slice(&crc32fast::hash(b"hello").to_be_bytes());
+        old.extend_from_slice(&5u64.to_be_bytes());
+        assert_eq!(&unseal(Bytes::from(old)).unwrap()[..], b"hello");
     }
 
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
@@ -401,9 +495,10 @@ mod tests {
             let s = Staging::open(
                 dir.to_path_buf(),
                 store.clone(),
-                1 << 20,
-                4,
-                Duration::from_secs(60),
+                StagingOptions {
+                    limit: 1 << 20,
+                    ..Default::default()
+                },
             )
             .unwrap();
             inspect(&s);
@@ -457,6 +552,53 @@ mod tests {
     }
 
     #[test]
+    fn uploads_wait_for_the_delay_but_not_when_draining() {
+        let dir = std::env::temp_dir().join(format!("ringfs-staging-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Arc::new(MemoryStore::new());
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let s = Staging::open(
+                dir.clone(),
+                store.clone(),
+                StagingOptions {
+                    delay: Duration::from_millis(600),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            tokio::spawn(s.clone().run());
+            let stage = |id: u64| {
+                let key = crate::layout::block_key(id, 0, 3);
+                std::fs::write(s.path_for(&key), seal(b"abc")).unwrap();
+                s.staged_bytes.fetch_add(3, Ordering::SeqCst);
+                s.enqueue(&key, 3);
+                key
+            };
+            let early = stage(1);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert!(
+                store.get(&early, None).await.is_err(),
+                "not uploaded before the delay"
+            );
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            assert_eq!(
+                &store.get(&early, None).await.unwrap()[..],
+                b"abc",
+                "uploaded after it"
+            );
+            let late = stage(2);
+            s.drain(Duration::from_secs(5)).await.unwrap();
+            assert_eq!(
+                &store.get(&late, None).await.unwrap()[..],
+                b"abc",
+                "a drain does not wait"
+            );
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn reserve_applies_backpressure() {
         let dir = std::env::temp_dir().join(format!("ringfs-staging-{}", uuid::Uuid::new_v4()));
         let rt = tokio::runtime::Runtime::new().unwrap();
@@ -464,9 +606,11 @@ mod tests {
             let s = Staging::open(
                 dir.clone(),
                 Arc::new(MemoryStore::new()),
-                10,
-                1,
-                Duration::from_secs(60),
+                StagingOptions {
+                    limit: 10,
+                    concurrency: 1,
+                    ..Default::default()
+                },
             )
             .unwrap();
             s.reserve(8).await;

@@ -153,7 +153,7 @@ pub(crate) static SECTIONS: &[Section] = &[
     ]),
     section!(cache: [
         dir, size, min_free, writeback, staging_limit, o_direct,
-        upload_concurrency, upload_deadline, read_wait_timeout,
+        upload_concurrency, upload_deadline, upload_delay, read_wait_timeout,
     ]),
     section!(engine: [
         workers, io_engine, memory_limit, readahead, prefetch, write_buffer,

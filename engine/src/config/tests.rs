@@ -340,6 +340,7 @@ fn semantic_rules() {
         ("cache.writeback = true\ncache.staging_limit = 0", "cache.staging_limit", "must be greater than 0 when cache.writeback"),
         ("cache.upload_concurrency = 0", "cache.upload_concurrency", "must be at least 1"),
         ("cache.upload_deadline = 0", "cache.upload_deadline", "must be greater than 0"),
+        ("cache.upload_delay = \"10m\"", "cache.upload_delay", "must be shorter than cache.upload_deadline (5m)"),
         ("cache.read_wait_timeout = 0", "cache.read_wait_timeout", "must be greater than 0"),
         ("engine.workers = 100000", "engine.workers", "must be at most 4096"),
         ("engine.write_buffer = 0", "engine.write_buffer", "must be greater than 0"),
@@ -628,15 +629,16 @@ fn env_key_lists_match_the_structs() {
             _ if k.ends_with("timeout")
                 || k.ends_with("ttl")
                 || k.ends_with("window")
-                || k.ends_with("deadline") =>
+                || k.ends_with("deadline")
+                || k.ends_with("delay") =>
             {
                 "3s"
             }
             "batch_max_bytes" | "size" | "min_free" | "staging_limit" | "memory_limit"
             | "readahead" | "prefetch" | "write_buffer" | "max_file_size" | "max_write"
             | "read_ahead" => "4KiB",
-            "verify_md5" | "default_permissions" => "false",
-            "writeback" | "o_direct" | "allow_other" | "writeback_cache" => "true",
+            "verify_md5" | "default_permissions" | "o_direct" => "false",
+            "writeback" | "allow_other" | "writeback_cache" => "true",
             "batch_max_ops" | "max_retries" | "max_connections" | "max_in_flight" | "retries"
             | "upload_concurrency" | "workers" => "7",
             _ => "/x",

@@ -252,6 +252,16 @@ impl Checker<'_> {
         )?;
         self.at_least_one("cache.upload_concurrency", c.upload_concurrency)?;
         self.positive("cache.upload_deadline", c.upload_deadline)?;
+        self.ensure(
+            c.upload_delay.get() < c.upload_deadline.get(),
+            "cache.upload_delay",
+            || {
+                format!(
+                    "must be shorter than cache.upload_deadline ({})",
+                    c.upload_deadline
+                )
+            },
+        )?;
         self.positive("cache.read_wait_timeout", c.read_wait_timeout)
     }
 
