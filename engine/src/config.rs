@@ -330,8 +330,8 @@ pub struct CacheConfig {
     /// logged as late.
     pub upload_deadline: Duration,
     /// A staged block waits this long before its upload starts (unless staging is half
-    /// full or the volume is being unmounted); blocks of files deleted or rewritten
-    /// within it never reach Swift. 0 uploads at once.
+    /// full or the volume is being unmounted); blocks of files deleted within it never
+    /// reach Swift. 0 uploads at once.
     pub upload_delay: Duration,
     /// How long a read waits for a block another client has committed but
     /// not uploaded yet before failing with EIO.

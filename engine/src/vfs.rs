@@ -160,6 +160,9 @@ impl FuseOptions {
 }
 
 pub type WorkerPool = Pool<Worker>;
+
+/// Bound on remembered "no xattrs" inodes (expired ones are dropped first).
+const XATTR_HINTS_MAX: usize = 200_000;
 pub type Job = LocalJob<Worker>;
 
 /// State shared by all workers.
@@ -177,6 +180,13 @@ pub struct Shared {
     open_counts: Mutex<HashMap<Ino, u32>>,
     /// Size including buffered writes, for stat from any worker.
     dirty_sizes: Mutex<HashMap<Ino, u64>>,
+    /// Inodes recently seen without xattrs (see [`Attr::no_xattrs`]), and when: for
+    /// `xattr_hint_ttl` their xattr probes are answered here.
+    xattr_free: Mutex<HashMap<Ino, std::time::Instant>>,
+    xattr_hint_ttl: Duration,
+    /// Inodes an unlink or rename on this client found open (so possibly kept by a
+    /// sustained record until their last close): only their last close asks etcd.
+    maybe_sustained: Mutex<std::collections::HashSet<Ino>>,
     next_fh: AtomicU64,
     pool: OnceLock<std::sync::Weak<WorkerPool>>,
     /// Wakes the background deleter.
@@ -194,13 +204,60 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// "Is `ino` open here?" for unlink/rename; a yes also marks `ino` as possibly
+    /// sustained, so that its last close looks for the sustained record.
     fn is_open_fn(self: &Arc<Self>) -> IsOpen {
         let me = self.clone();
-        Arc::new(move |ino| me.open_counts.lock().get(&ino).copied().unwrap_or(0) > 0)
+        Arc::new(move |ino| {
+            let open = me.open_counts.lock().get(&ino).copied().unwrap_or(0) > 0;
+            if open {
+                me.maybe_sustained.lock().insert(ino);
+            }
+            open
+        })
+    }
+
+    /// After an unlink or rename left `ino` sustained: if its last close came before the
+    /// sustained record was committed, that close did not see it; release it now.
+    async fn settle_sustained(&self, ino: Ino) -> Result<(), FsError> {
+        if self.open_counts.lock().get(&ino).copied().unwrap_or(0) == 0 {
+            self.maybe_sustained.lock().remove(&ino);
+            self.meta.release_sustained(ino).await?;
+            self.deleter_wake.notify_one();
+        }
+        Ok(())
     }
 
     fn pool(&self) -> Option<Arc<WorkerPool>> {
         self.pool.get().and_then(|w| w.upgrade())
+    }
+
+    /// Records what `a` says about xattrs (an attr just read from etcd or returned by it).
+    fn note_xattrs(&self, a: &Attr) {
+        if self.xattr_hint_ttl.is_zero() {
+            return;
+        }
+        let mut m = self.xattr_free.lock();
+        if a.no_xattrs {
+            if m.len() >= XATTR_HINTS_MAX {
+                let ttl = self.xattr_hint_ttl;
+                m.retain(|_, seen| seen.elapsed() < ttl);
+                if m.len() >= XATTR_HINTS_MAX {
+                    m.clear();
+                }
+            }
+            m.insert(a.ino, std::time::Instant::now());
+        } else {
+            m.remove(&a.ino);
+        }
+    }
+
+    /// Whether `ino` was seen without xattrs within the hint's lifetime.
+    fn surely_no_xattrs(&self, ino: Ino) -> bool {
+        self.xattr_free
+            .lock()
+            .get(&ino)
+            .is_some_and(|seen| seen.elapsed() < self.xattr_hint_ttl)
     }
 
     fn new_fh(&self) -> u64 {
@@ -279,6 +336,10 @@ impl Engine {
             cache_per_worker: (mem / 2 / workers.max(1)).max(8 << 20),
             open_counts: Mutex::new(HashMap::new()),
             dirty_sizes: Mutex::new(HashMap::new()),
+            maybe_sustained: Mutex::new(Default::default()),
+            xattr_free: Mutex::new(HashMap::new()),
+            // As long as the kernel trusts the attributes it was given.
+            xattr_hint_ttl: cfg.fuse.attr_ttl.0,
             next_fh: AtomicU64::new(1),
             pool: OnceLock::new(),
             deleter_wake: tokio::sync::Notify::new(),
@@ -449,6 +510,10 @@ async fn delete_pending(s: &Arc<Shared>) -> Result<(), FsError> {
                 }
                 keys.sort();
                 keys.dedup();
+                if let Some(st) = &s.staging {
+                    // Blocks still staged here are dropped, not uploaded after the delete.
+                    st.cancel(&keys).await;
+                }
                 if !keys.is_empty() {
                     s.store.delete_many(&keys).await?;
                 }
@@ -633,8 +698,10 @@ impl Worker {
         &self.shared.meta
     }
 
-    /// The attr with this client's buffered size applied.
+    /// The attr with this client's buffered size applied (every attr replied to the
+    /// kernel goes through here: its xattr hint is recorded too).
     fn with_local_size(&self, mut a: Attr) -> Attr {
+        self.shared.note_xattrs(&a);
         if a.kind == FileKind::File {
             if let Some(sz) = self.shared.dirty_sizes.lock().get(&a.ino) {
                 a.size = a.size.max(*sz);
@@ -761,8 +828,10 @@ impl Worker {
             .meta()
             .unlink(parent, name, self.shared.is_open_fn())
             .await?;
-        if matches!(r, Unlinked::Deleted(_)) {
-            self.shared.deleter_wake.notify_one();
+        match r {
+            Unlinked::Deleted(_) => self.shared.deleter_wake.notify_one(),
+            Unlinked::Sustained(a) => self.shared.settle_sustained(a.ino).await?,
+            Unlinked::Linked(_) => {}
         }
         Ok(())
     }
@@ -809,8 +878,10 @@ impl Worker {
                 self.shared.is_open_fn(),
             )
             .await?;
-        if matches!(r, Some(Unlinked::Deleted(_))) {
-            self.shared.deleter_wake.notify_one();
+        match r {
+            Some(Unlinked::Deleted(_)) => self.shared.deleter_wake.notify_one(),
+            Some(Unlinked::Sustained(a)) => self.shared.settle_sustained(a.ino).await?,
+            _ => {}
         }
         Ok(())
     }
@@ -857,15 +928,27 @@ impl Worker {
             return Err(errno(libc::EINVAL, "xattr position"));
         }
         refuse_acl(name)?;
+        self.shared.xattr_free.lock().remove(&ino);
         Ok(self.meta().setxattr(ino, name, value, flags).await?)
     }
 
+    /// The kernel asks for `security.capability` before every write and `ls -l` for
+    /// `security.selinux` on every entry: an inode seen without xattrs within the attr
+    /// TTL answers ENODATA here (another client's setxattr shows within that TTL).
     pub async fn getxattr(&self, ino: Ino, name: &[u8]) -> FsResult<Vec<u8>> {
         refuse_acl(name)?;
-        Ok(self.meta().getxattr(ino, name).await?)
+        if self.shared.surely_no_xattrs(ino) {
+            return Err(errno(libc::ENODATA, "no such xattr"));
+        }
+        let (value, a) = self.meta().getxattr_and_attr(ino, name).await?;
+        self.shared.note_xattrs(&a);
+        value.ok_or_else(|| errno(libc::ENODATA, "no such xattr"))
     }
 
     pub async fn listxattr(&self, ino: Ino) -> FsResult<Vec<u8>> {
+        if self.shared.surely_no_xattrs(ino) {
+            return Ok(Vec::new());
+        }
         Ok(self.meta().listxattr(ino).await?)
     }
 
@@ -1057,6 +1140,7 @@ impl Worker {
 
     pub async fn open(&self, _ctx: &ReqCtx, ino: Ino, flags: i32) -> FsResult<OpenReply> {
         let a = self.meta().getattr(ino).await?;
+        self.shared.note_xattrs(&a);
         match a.kind {
             FileKind::Dir => return Err(errno(libc::EISDIR, "open of a directory")),
             FileKind::File => {}
@@ -1091,6 +1175,7 @@ impl Worker {
                 0,
             )
             .await?;
+        self.shared.note_xattrs(&a);
         let owner = self
             .shared
             .pool()
@@ -1743,7 +1828,7 @@ impl Worker {
         if last {
             self.shared.dirty_sizes.lock().remove(&ino);
         }
-        if now_closed {
+        if now_closed && self.shared.maybe_sustained.lock().remove(&ino) {
             // An unlinked file's last close deletes it.
             self.meta().release_sustained(ino).await?;
             self.shared.deleter_wake.notify_one();

@@ -180,6 +180,7 @@ mod tests {
             atime: Timestamp { secs: 1, nsecs: 2 },
             mtime: Timestamp { secs: 1_700_000_000, nsecs: 999_999_999 },
             ctime: Timestamp { secs: -1, nsecs: 500_000_000 },
+            no_xattrs: true,
         }
     }
 

@@ -97,7 +97,7 @@ pub struct StagingOptions {
     /// Age past which a waiting block is logged as late.
     pub deadline: Duration,
     /// Age before which a block is not uploaded (unless staging is half full or draining):
-    /// files rewritten or deleted within it never reach Swift, and a writer does not
+    /// blocks of files deleted within it never reach Swift, and a burst of writes does not
     /// share the machine with its own uploads.
     pub delay: Duration,
     /// Read staged files with O_DIRECT.
@@ -253,6 +253,40 @@ impl Staging {
                 },
             );
             self.work.notify_one();
+        }
+    }
+
+    /// Blocks of deleted files: those still waiting are dropped (never uploaded); returns
+    /// once none of them is being uploaded, so that a delete that follows reaches Swift
+    /// after any upload of the same block.
+    pub async fn cancel(&self, keys: &[String]) {
+        let ids: Vec<(u64, u32)> = keys
+            .iter()
+            .filter_map(|k| file_name(k).as_deref().and_then(parse_name))
+            .map(|(id, k, _)| (id, k))
+            .collect();
+        let mut freed = 0;
+        {
+            let mut q = self.queue.lock();
+            let inflight = self.inflight.lock();
+            for id in ids.iter().filter(|id| !inflight.contains(id)) {
+                if let Some(e) = q.remove(id) {
+                    let _ = std::fs::remove_file(self.path_for(&e.key));
+                    freed += e.len;
+                }
+            }
+        }
+        if freed > 0 {
+            self.staged_bytes.fetch_sub(freed, Ordering::SeqCst);
+            self.space.notify_waiters();
+            self.progress.notify_waiters();
+        }
+        loop {
+            let notified = self.progress.notified();
+            if !ids.iter().any(|id| self.inflight.lock().contains(id)) {
+                return;
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(1), notified).await;
         }
     }
 
@@ -594,6 +628,45 @@ mod tests {
                 b"abc",
                 "a drain does not wait"
             );
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn cancelled_blocks_are_never_uploaded() {
+        let dir = std::env::temp_dir().join(format!("ringfs-staging-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Arc::new(MemoryStore::new());
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let s = Staging::open(
+                dir.clone(),
+                store.clone(),
+                StagingOptions {
+                    delay: Duration::from_millis(300),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            tokio::spawn(s.clone().run());
+            let keys: Vec<String> = (1..=2)
+                .map(|id| {
+                    let key = crate::layout::block_key(id, 0, 3);
+                    std::fs::write(s.path_for(&key), seal(b"abc")).unwrap();
+                    s.staged_bytes.fetch_add(3, Ordering::SeqCst);
+                    s.enqueue(&key, 3);
+                    key
+                })
+                .collect();
+            s.cancel(&keys[..1]).await;
+            assert_eq!(s.backlog(), (1, 3));
+            assert!(!s.path_for(&keys[0]).exists(), "its staged file is removed");
+            s.drain(Duration::from_secs(5)).await.unwrap();
+            assert!(
+                store.get(&keys[0], None).await.is_err(),
+                "cancelled: never uploaded"
+            );
+            assert!(store.get(&keys[1], None).await.is_ok());
         });
         std::fs::remove_dir_all(&dir).unwrap();
     }

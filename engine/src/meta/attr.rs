@@ -118,9 +118,16 @@ pub struct Attr {
     pub atime: Timestamp,
     pub mtime: Timestamp,
     pub ctime: Timestamp,
+    /// Known to have no extended attributes (set at creation, cleared by the first
+    /// setxattr): clients answer `getxattr` probes such as `security.capability` (on every
+    /// write) and `security.selinux` (`ls -l`) without reading etcd. Stored in a spare
+    /// bit of the permission field; records without it simply mean "unknown".
+    pub no_xattrs: bool,
 }
 
 const ATTR_VERSION: u8 = 1;
+/// The spare permission bit that stores [`Attr::no_xattrs`].
+const NO_XATTRS_BIT: u16 = 0x8000;
 pub const ATTR_BYTES: usize = 1 + 1 + 2 + 4 + 4 + 4 + 8 + 4 + 8 + 3 * 12;
 
 /// Size reported for directories, as most local filesystems do.
@@ -142,6 +149,7 @@ impl Attr {
             atime: now,
             mtime: now,
             ctime: now,
+            no_xattrs: true,
         }
     }
 
@@ -154,7 +162,8 @@ impl Attr {
         let mut b = Vec::with_capacity(ATTR_BYTES);
         b.push(ATTR_VERSION);
         b.push(self.kind as u8);
-        b.extend_from_slice(&self.perm.to_be_bytes());
+        let flags = if self.no_xattrs { NO_XATTRS_BIT } else { 0 };
+        b.extend_from_slice(&((self.perm & 0o7777) | flags).to_be_bytes());
         b.extend_from_slice(&self.uid.to_be_bytes());
         b.extend_from_slice(&self.gid.to_be_bytes());
         b.extend_from_slice(&self.nlink.to_be_bytes());
@@ -199,6 +208,7 @@ impl Attr {
             atime: ts_at(36),
             mtime: ts_at(48),
             ctime: ts_at(60),
+            no_xattrs: u16_at(2) & NO_XATTRS_BIT != 0,
         })
     }
 }
@@ -260,9 +270,9 @@ mod tests {
         #[test]
         fn attr_round_trips(ino in any::<u64>(), kind in any_kind(), perm in 0u16..0o10000, uid in any::<u32>(), gid in any::<u32>(),
                             nlink in any::<u32>(), size in any::<u64>(), rdev in any::<u32>(), parent in any::<u64>(),
-                            secs in any::<i64>(), nsecs in 0u32..1_000_000_000) {
+                            secs in any::<i64>(), nsecs in 0u32..1_000_000_000, no_xattrs in any::<bool>()) {
             let t = Timestamp { secs, nsecs };
-            let a = Attr { ino, kind, perm, uid, gid, nlink, size, rdev, parent, atime: t, mtime: t, ctime: t };
+            let a = Attr { ino, kind, perm, uid, gid, nlink, size, rdev, parent, atime: t, mtime: t, ctime: t, no_xattrs };
             let enc = a.encode();
             prop_assert_eq!(enc.len(), ATTR_BYTES);
             prop_assert_eq!(Attr::decode(ino, &enc).unwrap(), a);

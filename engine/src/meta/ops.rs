@@ -1004,6 +1004,18 @@ impl Meta {
     // ---- xattrs -------------------------------------------------------------------
 
     pub async fn getxattr(&self, ino: Ino, name: &[u8]) -> Result<Vec<u8>, MetaError> {
+        self.getxattr_and_attr(ino, name)
+            .await?
+            .0
+            .ok_or(MetaError::NoData)
+    }
+
+    /// The value of xattr `name` (None: not set) and the inode's attributes, in one read.
+    pub async fn getxattr_and_attr(
+        &self,
+        ino: Ino,
+        name: &[u8],
+    ) -> Result<(Option<Vec<u8>>, Attr), MetaError> {
         check_xattr_name(name)?;
         let keys = self.keys.clone();
         let name = name.to_vec();
@@ -1012,8 +1024,7 @@ impl Meta {
                 let vals = v.get_many(&[&keys.xattr(ino, &name), &keys.attr(ino)])?;
                 match (&vals[0], &vals[1]) {
                     (_, None) => Err(MetaError::NotFound.into()),
-                    (Some(x), _) => Ok(x.to_vec()),
-                    (None, _) => Err(MetaError::NoData.into()),
+                    (x, Some(a)) => Ok((x.as_ref().map(|x| x.to_vec()), Attr::decode(ino, a)?)),
                 }
             })
             .await
@@ -1045,6 +1056,7 @@ impl Meta {
                 }
                 v.put(k, value.clone());
                 a.ctime = v.now;
+                a.no_xattrs = false;
                 v.put(keys.attr(ino), a.encode());
                 Ok(())
             })
