@@ -478,6 +478,16 @@ pub(crate) fn one_line(s: &str, max: usize) -> String {
     out.trim_end().to_string()
 }
 
+/// Object metadata carrying the CRC-32 of the body, set on every upload: a whole-object
+/// GET checks it (~0.3 ms per 4 MiB) instead of hashing the body with md5 (~8 ms), so
+/// reads stay verified end to end at a fraction of the CPU. Objects without it (written
+/// by other tools) are checked against their md5 ETag.
+pub const CRC_HEADER: &str = "x-object-meta-ringfs-crc32";
+
+fn crc_value(data: &[u8]) -> String {
+    format!("{:08x}", crc32fast::hash(data))
+}
+
 /// md5 hex of `data`, on the blocking pool when large (see [`MD5_OFFLOAD`]).
 pub(crate) async fn md5_hex(data: &Bytes) -> String {
     if data.len() >= MD5_OFFLOAD {
@@ -905,14 +915,16 @@ impl SwiftClient {
             // it received. A mismatch fails the upload, which the caller retries under
             // the same name before anything refers to the object.
             let len = body.len() as u64;
+            let crc = crc_value(&body);
             return self
-                .put_object_stream_with_replay(
+                .put_replayable(
                     container,
                     name,
                     move || {
                         futures::stream::iter(pieces(&body).map(Ok::<_, std::convert::Infallible>))
                     },
                     Some(len),
+                    Some(crc),
                 )
                 .await;
         }
@@ -940,6 +952,10 @@ impl SwiftClient {
             .header(
                 http::header::CONTENT_TYPE,
                 HeaderValue::from_static("application/octet-stream"),
+            )
+            .header(
+                http::header::HeaderName::from_static(CRC_HEADER),
+                hv(&crc_value(&body))?,
             )
             .body(CallBody::Bytes(body));
         if let Some(m) = md5 {
@@ -1004,7 +1020,8 @@ impl SwiftClient {
             first: Some(ReqBody::stream(stream, content_length)),
             replay: None,
         };
-        self.put_stream_call(container, name, body, slot).await
+        self.put_stream_call(container, name, body, slot, None)
+            .await
     }
 
     /// Like [`SwiftClient::put_object_stream`], but `make_body` recreates the stream for
@@ -1013,8 +1030,27 @@ impl SwiftClient {
         &self,
         container: &str,
         name: &str,
+        make_body: F,
+        content_length: Option<u64>,
+    ) -> Result<PutInfo>
+    where
+        F: FnMut() -> S + Send + 'static,
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        self.put_replayable(container, name, make_body, content_length, None)
+            .await
+    }
+
+    /// [`Self::put_object_stream_with_replay`], with the body's CRC-32 ([`CRC_HEADER`])
+    /// when the caller knows it.
+    async fn put_replayable<F, S, E>(
+        &self,
+        container: &str,
+        name: &str,
         mut make_body: F,
         content_length: Option<u64>,
+        crc: Option<String>,
     ) -> Result<PutInfo>
     where
         F: FnMut() -> S + Send + 'static,
@@ -1035,7 +1071,7 @@ impl SwiftClient {
                 ReqBody::stream(stream, content_length)
             })),
         };
-        self.put_stream_call(container, name, body, slot).await
+        self.put_stream_call(container, name, body, slot, crc).await
     }
 
     async fn put_stream_call(
@@ -1044,8 +1080,9 @@ impl SwiftClient {
         name: &str,
         body: CallBody,
         slot: Arc<Mutex<Option<String>>>,
+        crc: Option<String>,
     ) -> Result<PutInfo> {
-        let call = Call::new(
+        let mut call = Call::new(
             "put_object_stream",
             Method::PUT,
             Some(container),
@@ -1056,6 +1093,9 @@ impl SwiftClient {
             HeaderValue::from_static("application/octet-stream"),
         )
         .body(body);
+        if let Some(c) = crc {
+            call = call.header(http::header::HeaderName::from_static(CRC_HEADER), hv(&c)?);
+        }
         let slot = &slot;
         self.execute(call, move |a| async move {
             if !a.status.is_success() {
@@ -1084,8 +1124,9 @@ impl SwiftClient {
         .await
     }
 
-    /// Downloads a whole object. For plain objects the body's md5 is checked against the
-    /// ETag (large-object manifests have no whole-body md5 to check).
+    /// Downloads a whole object, checked end to end: against the CRC-32 its uploader
+    /// stored ([`CRC_HEADER`]), else, for plain objects, against the md5 ETag
+    /// (large-object manifests have no whole-body md5 to check).
     pub async fn get_object(&self, container: &str, name: &str) -> Result<Bytes> {
         check_object(container, name)?;
         let call = Call::new("get_object", Method::GET, Some(container), Some(name));
@@ -1094,8 +1135,21 @@ impl SwiftClient {
                 return Err(a.into_error().await);
             }
             let etag = a.etag();
-            let check = !a.is_large_object() && is_md5_hex(&etag);
             let path = a.object_path();
+            if let Some(want) = a.header(CRC_HEADER).map(str::to_ascii_lowercase) {
+                let mut h = crc32fast::Hasher::new();
+                let data = a.read_all_with(|frame| h.update(frame)).await?;
+                let actual = format!("{:08x}", h.finalize());
+                if actual != want {
+                    return Err(SwiftError::Corrupt {
+                        object: path,
+                        expected: format!("crc32 {want}"),
+                        actual: format!("crc32 {actual}"),
+                    });
+                }
+                return Ok(data);
+            }
+            let check = !a.is_large_object() && is_md5_hex(&etag);
             if check {
                 // Hashed frame by frame as it arrives, overlapping the transfer.
                 let (data, actual) = a.read_all_md5().await?;
@@ -1252,6 +1306,7 @@ impl SwiftClient {
                 is_slo: a
                     .header("x-static-large-object")
                     .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+                crc32: a.header(CRC_HEADER).map(str::to_ascii_lowercase),
             };
             a.drain().await;
             Ok(meta)

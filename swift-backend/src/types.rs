@@ -19,6 +19,9 @@ pub struct ObjectMeta {
     pub last_modified: Option<String>,
     /// True for a static large object manifest.
     pub is_slo: bool,
+    /// The body's CRC-32 (8 hex digits) stored by the uploader, if any (see
+    /// [`crate::client::CRC_HEADER`]).
+    pub crc32: Option<String>,
 }
 
 /// Result of a HEAD on a container.

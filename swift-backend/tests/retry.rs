@@ -450,6 +450,34 @@ async fn wrong_etag_on_get_and_put_is_corrupt() {
     assert_eq!(info.etag, md5(b"other"));
 }
 
+/// A body whose CRC-32 differs from the one its uploader stored is `Corrupt`, whatever
+/// the ETag says; a matching CRC passes without an md5 check.
+#[tokio::test]
+async fn get_checks_the_stored_crc() {
+    let crc = format!("{:08x}", crc32fast::hash(b"payload"));
+    let fake = Fake::start(move |req, _| {
+        let stored = if req.path.ends_with("/bad") {
+            "deadbeef".to_string()
+        } else {
+            crc.clone()
+        };
+        Reply::Respond(
+            200,
+            vec![
+                ("Etag", md5(b"not the body")),
+                ("X-Object-Meta-Ringfs-Crc32", stored),
+            ],
+            b"payload".to_vec(),
+        )
+    })
+    .await;
+    let c = fake.client(|_| {});
+    let e = c.get_object("c", "bad").await.unwrap_err();
+    assert!(matches!(e, SwiftError::Corrupt { .. }), "{e:?}");
+    assert!(e.to_string().contains("crc32 deadbeef"), "{e}");
+    assert_eq!(&c.get_object("c", "good").await.unwrap()[..], b"payload");
+}
+
 /// Bodies of 1 MiB and more are hashed while streaming, so their check is the ETag Swift
 /// returns: a mismatch is still `Corrupt`, and a match passes with the whole body sent.
 #[tokio::test]

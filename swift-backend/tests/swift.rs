@@ -210,6 +210,25 @@ async fn token_expiry_and_refresh() {
     );
 }
 
+/// Every upload stores its CRC-32 as object metadata (small and streamed large bodies).
+#[tokio::test]
+async fn uploads_store_their_crc() {
+    let c = client();
+    let cont = new_container(&c).await;
+    let big = Bytes::from(
+        (0..(2 << 20) + 5)
+            .map(|i: u32| (i % 253) as u8)
+            .collect::<Vec<_>>(),
+    );
+    for (name, body) in [("small", Bytes::from_static(b"abc")), ("big", big)] {
+        c.put_object(&cont, name, body.clone(), true).await.unwrap();
+        let h = c.head_object(&cont, name).await.unwrap();
+        let want = format!("{:08x}", crc32fast::hash(&body));
+        assert_eq!(h.crc32, Some(want), "{name}");
+        assert_eq!(c.get_object(&cont, name).await.unwrap(), body);
+    }
+}
+
 #[tokio::test]
 async fn etag_mismatch_is_corrupt() {
     let c = client();
