@@ -1205,6 +1205,53 @@ fn random_small_reads_of_a_cold_file() {
     drop(f);
     // The whole file, now from the blocks the random reads brought in.
     assert_eq!(md5_file(&other.join("f")), md5_of(&want));
+    drop(other);
+
+    // A new mount on the same cache directory: random reads come from the cached block
+    // files, 64 KiB segments at a time, each checked; a damaged segment is not served.
+    let mut damaged = None;
+    for dir in fs::read_dir(cache.path()).unwrap().flatten() {
+        for file in fs::read_dir(dir.path().join("blocks"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            // Blocks of the first slice are named 1_<index>_<len>.
+            let name = file.file_name().to_string_lossy().into_owned();
+            let index: Option<usize> = name
+                .strip_prefix("1_")
+                .and_then(|r| r.split('_').next()?.parse().ok());
+            if let (None, Some(index)) = (damaged, index) {
+                let mut bytes = fs::read(file.path()).unwrap();
+                bytes[100_000] ^= 0x55;
+                fs::write(file.path(), bytes).unwrap();
+                damaged = Some(index * 4 * MIB + 100_000);
+            }
+        }
+    }
+    let damaged = damaged.expect("a cached block file of the first slice to damage");
+    let third = Mount::attach_with_env(&m.volume, &[("RINGFS_CACHE_DIR", &cache_dir)]);
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(third.join("f"))
+        .unwrap();
+    let at = damaged / 4096 * 4096;
+    let n = f.read_at(&mut buf[..4096], at as u64).unwrap();
+    assert!(
+        buf[..n] == want[at..at + n],
+        "the damaged segment was served"
+    );
+    for i in 0..300 {
+        let len = [4096usize, 8192, 65536][i % 3];
+        let off = (rng.below((want.len() / 4096) as u64) as usize) * 4096;
+        let n = f.read_at(&mut buf[..len], off as u64).unwrap();
+        let end = (off + len).min(want.len());
+        assert!(
+            buf[..n] == want[off..end],
+            "cached read {i}: {len} bytes at {off} differ"
+        );
+    }
 }
 
 /// The same with O_DIRECT (every write and read goes to the engine, not the page cache)

@@ -1494,34 +1494,47 @@ impl Worker {
                 .borrow()
                 .get(&ino)
                 .is_some_and(|f| f.last_read_end != off);
-        let mut buf = vec![0u8; len];
         let committed_len = committed.saturating_sub(off).min(len as u64) as usize;
-        if committed_len > 0 {
-            self.read_committed(ino, off, &mut buf[..committed_len], random)
-                .await?;
+        let pieces = if committed_len > 0 {
+            self.read_committed(ino, off, committed_len, random).await?
+        } else {
+            Vec::new()
+        };
+        self.maybe_readahead(ino, off, len as u64, committed);
+        // The common sequential case: one piece of one cached block, handed to the kernel
+        // without a copy.
+        if let [(0, only)] = &pieces[..] {
+            if pending.is_empty() && only.len() == len {
+                return Ok(only.clone());
+            }
+        }
+        let mut buf = vec![0u8; len];
+        for (at, data) in &pieces {
+            buf[*at..*at + data.len()].copy_from_slice(data);
         }
         for (at, data) in &pending {
             overlay_bytes(off, &mut buf, *at, data);
         }
-        self.maybe_readahead(ino, off, len as u64, committed);
         Ok(Bytes::from(buf))
     }
 
+    /// The committed bytes of `[off, off + len)` as (offset in the range, bytes) pieces;
+    /// holes are left out (they read as zeros).
     async fn read_committed(
         &self,
         ino: Ino,
         off: u64,
-        buf: &mut [u8],
+        len: usize,
         random: bool,
-    ) -> FsResult<()> {
+    ) -> FsResult<Vec<(usize, Bytes)>> {
         let cs = self.shared.chunk_size;
         let mut done = 0usize;
         let mut pieces = Vec::new();
-        while done < buf.len() {
+        while done < len {
             let at = off + done as u64;
             let chunk = (at / cs) as u32;
             let pos = (at % cs) as u32;
-            let n = ((cs - pos as u64) as usize).min(buf.len() - done);
+            let n = ((cs - pos as u64) as usize).min(len - done);
             let refs = self.chunk_refs(ino, chunk).await?;
             let mut cursor = done;
             for seg in layout::resolve(&refs, pos..pos + n as u32) {
@@ -1544,11 +1557,11 @@ impl Worker {
             self.read_slice(id, size, slice_off, len, random)
         }))
         .await;
-        for ((at, _, _, _, len), data) in pieces.iter().zip(fetched) {
-            let data = data?;
-            buf[*at..*at + *len as usize].copy_from_slice(&data[..*len as usize]);
-        }
-        Ok(())
+        pieces
+            .iter()
+            .zip(fetched)
+            .map(|((at, ..), data)| Ok((*at, data?)))
+            .collect()
     }
 
     /// Bytes `[off, off + len)` of a stored slice, block by block through the cache.
@@ -1559,7 +1572,7 @@ impl Worker {
         off: u32,
         len: u32,
         random: bool,
-    ) -> FsResult<Vec<u8>> {
+    ) -> FsResult<Bytes> {
         let bs = self.shared.block_size as u32;
         let first = off / bs;
         let last = (off + len - 1) / bs;
@@ -1570,7 +1583,8 @@ impl Worker {
             self.fetch_block(id, size, k, random.then_some(from..to))
         }))
         .await?;
-        let mut out = Vec::with_capacity(len as usize);
+        let mut parts = Vec::with_capacity(blocks.len());
+        let mut got = 0usize;
         for (k, (base, b)) in (first..=last).zip(blocks) {
             let start = if k == first {
                 (off - k * bs) as usize
@@ -1580,16 +1594,20 @@ impl Worker {
             let Some(start) = start.checked_sub(base as usize) else {
                 return Err(errno(libc::EIO, "short block"));
             };
-            let want = (len as usize - out.len()).min(b.len().saturating_sub(start));
+            let want = (len as usize - got).min(b.len().saturating_sub(start));
             if b.len() < start + want {
                 return Err(errno(libc::EIO, "short block"));
             }
-            out.extend_from_slice(&b[start..start + want]);
+            got += want;
+            parts.push(b.slice(start..start + want));
         }
-        if out.len() != len as usize {
+        if got != len as usize {
             return Err(errno(libc::EIO, "short slice read"));
         }
-        Ok(out)
+        match parts.len() {
+            1 => Ok(parts.pop().unwrap_or_default()),
+            _ => Ok(Bytes::from(parts.concat())),
+        }
     }
 
     /// Block `k` of slice `id`, or with `part` (a random read) possibly only the bytes
@@ -1618,6 +1636,17 @@ impl Worker {
         }
         if let Some(rc) = &self.shared.read_cache {
             if rc.touch(&key) {
+                if let Some(part) = &part {
+                    // A random read: only the 64 KiB segments it needs, checked on their own.
+                    match self.read_cached_segments(&rc.path_for(&key), part).await {
+                        Ok(Some(found)) => return Ok(found),
+                        Ok(None) => {} // first-format file: read whole below
+                        Err(why) => {
+                            tracing::warn!(block = %key, %why, "cached block is damaged; dropped");
+                            rc.drop_key(&key);
+                        }
+                    }
+                }
                 match self
                     .disk
                     .read_all(&rc.path_for(&key))
@@ -1650,6 +1679,48 @@ impl Worker {
 
     /// Keeps a fetched block on the SSD read cache, in the background (the reader does
     /// not wait for it).
+    /// The 64 KiB segments of a cached block file covering `part`, checked against their
+    /// CRCs: `(offset of the first byte in the block, bytes)`. `Ok(None)` for a file of
+    /// the first format (no segment table).
+    async fn read_cached_segments(
+        &self,
+        path: &std::path::Path,
+        part: &std::ops::Range<u32>,
+    ) -> Result<Option<(u32, Bytes)>, String> {
+        use crate::cache::sealed::{parse_tail, tail_span, SEGMENT};
+        let file_len = std::fs::metadata(path).map_err(|e| e.to_string())?.len() as usize;
+        let span = tail_span(file_len);
+        let tail_bytes = self
+            .disk
+            .read_at(path, (file_len - span) as u64, span)
+            .await
+            .map_err(|e| e.to_string())?;
+        let Ok(tail) = parse_tail(&tail_bytes, file_len) else {
+            return Ok(None);
+        };
+        let first = part.start as usize / SEGMENT;
+        let last = (part.end.max(part.start + 1) as usize - 1) / SEGMENT;
+        let from = first * SEGMENT;
+        let to = ((last + 1) * SEGMENT).min(tail.len);
+        if from >= to {
+            return Err(format!(
+                "range {part:?} past the block's {} bytes",
+                tail.len
+            ));
+        }
+        let data = self
+            .disk
+            .read_at(path, from as u64, (to - from).next_multiple_of(4096))
+            .await
+            .map_err(|e| e.to_string())?;
+        if data.len() < to - from {
+            return Err("cache file shorter than its trailer says".into());
+        }
+        let data = data.slice(..to - from);
+        tail.check(first, &data)?;
+        Ok(Some((from as u32, data)))
+    }
+
     fn admit_to_read_cache(&self, key: &str, data: &Bytes) {
         admit_to_read_cache(self.shared.read_cache.clone(), self.disk.clone(), key, data);
     }

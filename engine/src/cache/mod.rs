@@ -8,6 +8,7 @@
 //! * [`readcache`]: blocks read from Swift kept on local disk within `cache.size`, LRU.
 
 pub mod readcache;
+pub mod sealed;
 pub mod staging;
 
 pub use readcache::ReadCache;

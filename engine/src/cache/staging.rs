@@ -1,16 +1,15 @@
 //! Write-back staging of blocks on local disk and their ordered background upload.
 //!
-//! A staged file is the block's bytes followed by a 16-byte trailer (magic, CRC-32 of the
-//! bytes, length), written through the worker's io engine as temp file → fdatasync →
-//! rename → directory sync, so a file under its final name is always complete; the CRC
-//! still guards against a torn or corrupted file, which is never uploaded.
+//! A staged file is a sealed block ([`super::sealed`]: bytes, padding, segment CRCs,
+//! trailer), written through the worker's io engine as temp file → fdatasync → rename →
+//! directory sync, so a file under its final name is always complete; the CRCs still
+//! guard against a torn or corrupted file, which is never uploaded.
 //!
 //! The staging directory IS the persistent upload queue: file names are the block names,
 //! and slice ids grow monotonically, so ordering by (slice id, block index) uploads the
 //! oldest first. A block older than `cache.upload_deadline` is logged. Staged bytes are
 //! bounded by `cache.staging_limit`: a writer waits for room instead of growing the queue.
 
-use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use ringfs_swift::ObjectStore;
 use std::collections::{BTreeMap, HashSet};
@@ -20,65 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
-const MAGIC: &[u8; 4] = b"RFS1";
-pub const TRAILER: usize = 16;
-/// Sealed files are padded to a multiple of this (and sealed buffers start at such an
-/// address) so that they can be written and read with O_DIRECT.
-pub const ALIGN: usize = 4096;
-
-/// The size of the sealed file of a block of `len` bytes.
-pub fn sealed_len(len: usize) -> usize {
-    (len + TRAILER).next_multiple_of(ALIGN)
-}
-
-/// A zeroed buffer of `len` bytes whose first byte is `ALIGN`-aligned.
-pub fn aligned_zeroed(len: usize) -> BytesMut {
-    let mut b = BytesMut::zeroed(len + ALIGN);
-    let skip = b.as_ptr().align_offset(ALIGN);
-    let mut tail = b.split_off(skip);
-    tail.truncate(len);
-    tail
-}
-
-/// Block bytes, zero padding, then a 16-byte trailer (magic, CRC-32 of the bytes, length),
-/// in an aligned buffer ready to be written to a staging or cache file.
-pub fn seal(data: &[u8]) -> Bytes {
-    let total = sealed_len(data.len());
-    let mut b = aligned_zeroed(total);
-    b[..data.len()].copy_from_slice(data);
-    let t = &mut b[total - TRAILER..];
-    t[..4].copy_from_slice(MAGIC);
-    t[4..8].copy_from_slice(&crc32fast::hash(data).to_be_bytes());
-    t[8..].copy_from_slice(&(data.len() as u64).to_be_bytes());
-    b.freeze()
-}
-
-/// The block bytes of a sealed file, or an error if it is torn or corrupt.
-pub fn unseal(file: Bytes) -> Result<Bytes, String> {
-    if file.len() < TRAILER {
-        return Err(format!("{} bytes, shorter than the trailer", file.len()));
-    }
-    let end = file.len() - TRAILER;
-    let t = &file[end..];
-    if &t[..4] != MAGIC {
-        return Err("bad trailer magic".into());
-    }
-    let crc = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
-    let len = u64::from_be_bytes(t[8..16].try_into().map_err(|_| "trailer")?);
-    // Unpadded files (written before padding existed) have `len == end`.
-    if len > end as u64 || end as u64 - len >= ALIGN as u64 {
-        return Err(format!("length {len} in trailer, {end} bytes present"));
-    }
-    let n = len as usize;
-    if file[n..end].iter().any(|&b| b != 0) {
-        return Err("padding is not zero".into());
-    }
-    let data = file.slice(..n);
-    if crc32fast::hash(&data) != crc {
-        return Err("checksum mismatch".into());
-    }
-    Ok(data)
-}
+pub use super::sealed::{aligned_zeroed, seal, sealed_len, unseal, ALIGN, TRAILER};
 
 #[derive(Clone, Debug)]
 struct Entry {
@@ -483,35 +424,7 @@ impl Drop for DrainGuard<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
     use ringfs_swift::memory::MemoryStore;
-
-    proptest! {
-        #[test]
-        fn seal_round_trips_and_any_damage_is_caught(data in proptest::collection::vec(any::<u8>(), 0..6000), cut in 0usize..8192, flip in 0usize..8192) {
-            let sealed = seal(&data);
-            prop_assert_eq!(sealed.as_ptr() as usize % ALIGN, 0, "O_DIRECT-ready address");
-            prop_assert_eq!(sealed.len() % ALIGN, 0, "O_DIRECT-ready length");
-            prop_assert_eq!(&unseal(sealed.clone()).unwrap()[..], &data[..]);
-            if cut < sealed.len() {
-                prop_assert!(unseal(sealed.slice(..cut)).is_err(), "a torn file is detected");
-            }
-            if flip < sealed.len() {
-                let mut b = sealed.to_vec();
-                b[flip] ^= 0x40;
-                prop_assert!(unseal(Bytes::from(b)).is_err(), "a flipped bit is detected");
-            }
-        }
-    }
-
-    #[test]
-    fn unpadded_files_from_earlier_versions_still_unseal() {
-        let mut old = b"hello".to_vec();
-        old.extend_from_slice(MAGIC);
-        old.extend_from_slice(&crc32fast::hash(b"hello").to_be_bytes());
-        old.extend_from_slice(&5u64.to_be_bytes());
-        assert_eq!(&unseal(Bytes::from(old)).unwrap()[..], b"hello");
-    }
 
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
         tokio::runtime::Runtime::new().unwrap().block_on(f)
@@ -580,7 +493,7 @@ mod tests {
             "staging is empty"
         );
         assert!(rc.touch(&key), "the read cache has the block");
-        let file = Bytes::from(std::fs::read(rc.path_for(&key)).unwrap());
+        let file = bytes::Bytes::from(std::fs::read(rc.path_for(&key)).unwrap());
         assert_eq!(&unseal(file).unwrap()[..], b"fresh");
         std::fs::remove_dir_all(&root).unwrap();
     }

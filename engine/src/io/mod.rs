@@ -29,6 +29,9 @@ pub trait IoEngine {
     async fn write_plain(&self, path: &Path, data: Bytes) -> io::Result<()>;
     /// Reads the whole file.
     async fn read_all(&self, path: &Path) -> io::Result<Bytes>;
+    /// Reads `len` bytes at `offset` (both multiples of 4 KiB for O_DIRECT, or reaching
+    /// the file's end); fewer if the file ends first.
+    async fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Bytes>;
     fn name(&self) -> &'static str;
 }
 
@@ -195,6 +198,32 @@ impl IoEngine for UringIo {
         Ok(buf.into_inner().freeze())
     }
 
+    async fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Bytes> {
+        use std::os::unix::fs::OpenOptionsExt;
+        use tokio_uring::buf::BoundedBuf;
+        let aligned = offset.is_multiple_of(ALIGN as u64) && len.is_multiple_of(ALIGN);
+        let mut flags = self.direct.flags(aligned);
+        let file = loop {
+            match tokio_uring::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(flags)
+                .open(path)
+                .await
+            {
+                Err(e) if self.direct.refused(flags, &e, path) => flags = 0,
+                r => break r?,
+            }
+        };
+        let mut buf = aligned_zeroed(len);
+        buf.clear();
+        let (res, buf) = file.read_at(buf.slice(..len), offset).await;
+        let _ = file.close().await;
+        let n = res?;
+        let mut b = buf.into_inner();
+        b.truncate(n);
+        Ok(b.freeze())
+    }
+
     fn name(&self) -> &'static str {
         "io_uring"
     }
@@ -281,6 +310,27 @@ impl IoEngine for PsyncIo {
             .map_err(io::Error::other)?
     }
 
+    async fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Bytes> {
+        let (path, direct) = (path.to_path_buf(), self.o_direct);
+        tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::FileExt;
+            let aligned = offset.is_multiple_of(ALIGN as u64) && len.is_multiple_of(ALIGN);
+            let f = std_open(&path, false, direct && aligned)?;
+            let mut buf = aligned_zeroed(len);
+            let mut n = 0;
+            while n < len {
+                match f.read_at(&mut buf[n..], offset + n as u64)? {
+                    0 => break,
+                    k => n += k,
+                }
+            }
+            buf.truncate(n);
+            Ok(buf.freeze())
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
+
     fn name(&self) -> &'static str {
         "psync"
     }
@@ -325,6 +375,10 @@ impl<E: IoEngine> IoEngine for FaultyIo<E> {
 
     async fn read_all(&self, path: &Path) -> io::Result<Bytes> {
         self.inner.read_all(path).await
+    }
+
+    async fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Bytes> {
+        self.inner.read_at(path, offset, len).await
     }
 
     fn name(&self) -> &'static str {
