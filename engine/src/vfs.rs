@@ -399,6 +399,18 @@ impl Engine {
         &self.pool
     }
 
+    /// The answer to `getxattr` when it needs no etcd read (ACL names refused, an inode
+    /// seen without xattrs): the FUSE thread replies at once, without the worker hop
+    /// (`ls -l` asks two of these per entry).
+    pub fn getxattr_here(&self, ino: Ino, name: &[u8]) -> Option<FsError> {
+        if let Err(e) = refuse_acl(name) {
+            return Some(e);
+        }
+        self.shared
+            .surely_no_xattrs(ino)
+            .then(|| errno(libc::ENODATA, "no such xattr"))
+    }
+
     pub fn fuse_options(&self) -> &FuseOptions {
         &self.fuse
     }

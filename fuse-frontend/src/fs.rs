@@ -495,6 +495,9 @@ impl Filesystem for RingFs {
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         let name = owned(name);
+        if let Some(e) = self.engine.getxattr_here(ino.0, &name) {
+            return reply.fail("getxattr", ino.0, &e);
+        }
         queue!(self, getxattr, ino.0, reply, reply_xattr(size), |w| w.getxattr(ino.0, &name));
     }
 
