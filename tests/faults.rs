@@ -12,6 +12,7 @@
 //! | `d_swift_object_server_killed` | object1 SIGKILLed, restarted | no error |
 //! | `e_swift_proxy_restarted` | the proxy SIGKILLed and started again | no error (the default `swift.retries` waits 8–16 s: see `E_HINT`) |
 //! | `f_mount_with_dead_etcd_endpoint` | mount with a dead endpoint first in the list, and with a member down | mounts, works, a WARN names it |
+//! | `h_writeback_swift_down` | write-back mount (32 MiB staging): the proxy SIGKILLed for 15 s while files stream in, then started | no error: fsyncs land in staging, writers wait when it is full, uploads resume; every fsync'd byte in Swift |
 //! | `g_keystone_short_token_ttl` | tokens live 20 s; 60 s of small-file writes plus a thread streaming 128 MiB files | no failed request at the proxy, ≥ 3 tokens obtained (see `G_HINT`) |
 //!
 //! After every case, every fsync'd byte is verified by checksum and the tree invariants are
@@ -2001,6 +2002,40 @@ fn e_swift_proxy_restarted() {
                 .unwrap_or_else(|e| panic!("{e}"));
         });
     case.pass(&format!("proxy down {}; {detail}", secs(down)));
+}
+
+#[test]
+#[ignore = "fault injection: minutes, kills service processes; run scripts/faults.sh"]
+fn h_writeback_swift_down() {
+    let case = Case::begin("h_writeback_swift_down");
+    let svc = case.svc;
+    let env = [
+        ("RINGFS_CACHE_WRITEBACK", "true"),
+        ("RINGFS_CACHE_STAGING_LIMIT", "32MiB"),
+        ("RINGFS_CACHE_UPLOAD_DELAY", "0s"),
+    ];
+    let kinds = [Kind::Mix, Kind::Stream { size: 16 * MIB }];
+    let StrictOutcome { detail, log } = run_strict_case(&case, "h", &kinds, &env, "", |w| {
+        let t = Instant::now();
+        svc.kill("proxy");
+        // Writers go on into staging until it is full, then wait (a wait, not a hang).
+        w.watch(Duration::from_secs(15), HANG_LIMIT)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let during = w.ok_between(t, Instant::now());
+        svc.start("proxy");
+        eprintln!(
+            "[faults] {} proxy down {}: {during} operations succeeded meanwhile",
+            case.at(),
+            secs(t.elapsed())
+        );
+        w.watch(Duration::from_secs(3), HANG_LIMIT)
+            .unwrap_or_else(|e| panic!("{e}"));
+    });
+    assert!(
+        log.contains("uploading a staged block failed; will retry"),
+        "uploads never failed: the outage did not hit the write-back path"
+    );
+    case.pass(&detail);
 }
 
 /// A config whose endpoint list starts with `dead`, then the live members.

@@ -1260,19 +1260,9 @@ impl Worker {
     /// flight per file, so a file holds at most twice `engine.write_buffer`). A background
     /// failure keeps the data buffered and is reported by the next write, fsync or close.
     async fn flush_behind(&self, ino: Ino) -> FsResult<()> {
-        let lock = match self.files.borrow().get(&ino) {
-            Some(f) => f.flush_lock.clone(),
-            None => return Ok(()),
+        let Some(guard) = self.flush_guard(ino).await? else {
+            return Ok(());
         };
-        let guard = lock.lock_owned().await;
-        if let Some(e) = self
-            .files
-            .borrow_mut()
-            .get_mut(&ino)
-            .and_then(|f| f.write_error.take())
-        {
-            return Err(e);
-        }
         let Some(me) = self.me.upgrade() else {
             return self.flush_locked(ino).await;
         };
@@ -1289,20 +1279,29 @@ impl Worker {
 
     /// Uploads the file's buffered slices and commits them (one flush at a time per file).
     async fn flush_file(&self, ino: Ino) -> FsResult<()> {
+        match self.flush_guard(ino).await? {
+            Some(_g) => self.flush_locked(ino).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Waits for the file's flush lock (None: nothing buffered here). A failure a
+    /// background flush left behind is returned instead, once.
+    async fn flush_guard(&self, ino: Ino) -> FsResult<Option<tokio::sync::OwnedMutexGuard<()>>> {
         let lock = match self.files.borrow().get(&ino) {
             Some(f) => f.flush_lock.clone(),
-            None => return Ok(()),
+            None => return Ok(None),
         };
-        let _g = lock.lock().await;
-        if let Some(e) = self
+        let guard = lock.lock_owned().await;
+        match self
             .files
             .borrow_mut()
             .get_mut(&ino)
             .and_then(|f| f.write_error.take())
         {
-            return Err(e);
+            Some(e) => Err(e),
+            None => Ok(Some(guard)),
         }
-        self.flush_locked(ino).await
     }
 
     /// [`Self::flush_file`] with the file's flush lock held by the caller.

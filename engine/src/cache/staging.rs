@@ -498,30 +498,36 @@ mod tests {
         std::fs::remove_dir_all(&root).unwrap();
     }
 
+    /// A staging area in `dir` over a memory store, its uploader running (call inside a
+    /// multi-thread runtime).
+    fn uploading(dir: &Path, delay: Duration) -> (Arc<Staging>, Arc<MemoryStore>) {
+        let store = Arc::new(MemoryStore::new());
+        let opts = StagingOptions {
+            delay,
+            ..Default::default()
+        };
+        let s = Staging::open(dir.to_path_buf(), store.clone(), opts).unwrap();
+        tokio::spawn(s.clone().run());
+        (s, store)
+    }
+
+    /// Stages the 3-byte block "abc" of slice `id` as a flush would; returns its key.
+    fn stage_abc(s: &Staging, id: u64) -> String {
+        let key = crate::layout::block_key(id, 0, 3);
+        std::fs::write(s.path_for(&key), seal(b"abc")).unwrap();
+        s.staged_bytes.fetch_add(3, Ordering::SeqCst);
+        s.enqueue(&key, 3);
+        key
+    }
+
     #[test]
     fn uploads_wait_for_the_delay_but_not_when_draining() {
         let dir = std::env::temp_dir().join(format!("ringfs-staging-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
-        let store = Arc::new(MemoryStore::new());
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
-            let s = Staging::open(
-                dir.clone(),
-                store.clone(),
-                StagingOptions {
-                    delay: Duration::from_millis(600),
-                    ..Default::default()
-                },
-            )
-            .unwrap();
-            tokio::spawn(s.clone().run());
-            let stage = |id: u64| {
-                let key = crate::layout::block_key(id, 0, 3);
-                std::fs::write(s.path_for(&key), seal(b"abc")).unwrap();
-                s.staged_bytes.fetch_add(3, Ordering::SeqCst);
-                s.enqueue(&key, 3);
-                key
-            };
+            let (s, store) = uploading(&dir, Duration::from_millis(600));
+            let stage = |id| stage_abc(&s, id);
             let early = stage(1);
             tokio::time::sleep(Duration::from_millis(300)).await;
             assert!(
@@ -549,28 +555,10 @@ mod tests {
     fn cancelled_blocks_are_never_uploaded() {
         let dir = std::env::temp_dir().join(format!("ringfs-staging-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
-        let store = Arc::new(MemoryStore::new());
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
-            let s = Staging::open(
-                dir.clone(),
-                store.clone(),
-                StagingOptions {
-                    delay: Duration::from_millis(300),
-                    ..Default::default()
-                },
-            )
-            .unwrap();
-            tokio::spawn(s.clone().run());
-            let keys: Vec<String> = (1..=2)
-                .map(|id| {
-                    let key = crate::layout::block_key(id, 0, 3);
-                    std::fs::write(s.path_for(&key), seal(b"abc")).unwrap();
-                    s.staged_bytes.fetch_add(3, Ordering::SeqCst);
-                    s.enqueue(&key, 3);
-                    key
-                })
-                .collect();
+            let (s, store) = uploading(&dir, Duration::from_millis(300));
+            let keys: Vec<String> = (1..=2).map(|id| stage_abc(&s, id)).collect();
             s.cancel(&keys[..1]).await;
             assert_eq!(s.backlog(), (1, 3));
             assert!(!s.path_for(&keys[0]).exists(), "its staged file is removed");

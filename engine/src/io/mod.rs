@@ -128,6 +128,24 @@ impl UringIo {
         }
     }
 
+    /// Opens for reading, with O_DIRECT when it is on and the read is `aligned`.
+    #[cfg(target_os = "linux")]
+    async fn open_read(&self, path: &Path, aligned: bool) -> io::Result<tokio_uring::fs::File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        loop {
+            let flags = self.direct.flags(aligned);
+            match tokio_uring::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(flags)
+                .open(path)
+                .await
+            {
+                Err(e) if self.direct.refused(flags, &e, path) => continue,
+                r => return r,
+            }
+        }
+    }
+
     #[cfg(target_os = "linux")]
     async fn write_one(&self, path: &Path, data: Bytes) -> io::Result<()> {
         let tmp = tmp_path(path);
@@ -175,21 +193,9 @@ impl IoEngine for UringIo {
     }
 
     async fn read_all(&self, path: &Path) -> io::Result<Bytes> {
-        use std::os::unix::fs::OpenOptionsExt;
         use tokio_uring::buf::BoundedBuf;
         let len = std::fs::metadata(path)?.len() as usize;
-        let mut flags = self.direct.flags(len.is_multiple_of(ALIGN));
-        let file = loop {
-            match tokio_uring::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(flags)
-                .open(path)
-                .await
-            {
-                Err(e) if self.direct.refused(flags, &e, path) => flags = 0,
-                r => break r?,
-            }
-        };
+        let file = self.open_read(path, len.is_multiple_of(ALIGN)).await?;
         let mut buf = aligned_zeroed(len);
         buf.clear();
         let (res, buf) = file.read_exact_at(buf.slice(..len), 0).await;
@@ -199,21 +205,9 @@ impl IoEngine for UringIo {
     }
 
     async fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Bytes> {
-        use std::os::unix::fs::OpenOptionsExt;
         use tokio_uring::buf::BoundedBuf;
         let aligned = offset.is_multiple_of(ALIGN as u64) && len.is_multiple_of(ALIGN);
-        let mut flags = self.direct.flags(aligned);
-        let file = loop {
-            match tokio_uring::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(flags)
-                .open(path)
-                .await
-            {
-                Err(e) if self.direct.refused(flags, &e, path) => flags = 0,
-                r => break r?,
-            }
-        };
+        let file = self.open_read(path, aligned).await?;
         let mut buf = aligned_zeroed(len);
         buf.clear();
         let (res, buf) = file.read_at(buf.slice(..len), offset).await;
