@@ -358,7 +358,9 @@ impl Staging {
                 Err(e) => {
                     tracing::warn!(block = %entry.key, error = %e, retry_in = ?delay, "uploading a staged block failed; will retry");
                     tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(30));
+                    // Short: the client already retried for 8–16 s, and writers may be waiting
+                    // for staging room once Swift is back.
+                    delay = (delay * 2).min(Duration::from_secs(5));
                 }
             }
         }
