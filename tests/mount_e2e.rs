@@ -1735,6 +1735,46 @@ fn persistence_across_remount() {
 
 // ---- 5. two mounts of one volume ------------------------------------------------------
 
+/// A file opened again unchanged keeps the kernel's page cache (warm reads at memory
+/// speed); another client's commit or truncate in between drops it.
+#[test]
+fn reopened_unchanged_file_keeps_page_cache_but_sees_other_clients_writes() {
+    let a = Mount::new("keepcache");
+    let b = Mount::attach(&a.volume);
+    let mut rng = Rng::new(5);
+    let data = rng.bytes(2 * MIB + 3);
+    fs::write(a.join("f"), &data).unwrap();
+    // B reads it twice: the second open finds it unchanged and keeps B's page cache.
+    assert!(fs::read(b.join("f")).unwrap() == data);
+    assert!(fs::read(b.join("f")).unwrap() == data);
+    // A overwrites bytes in place (same size) and closes: B's next open must not serve
+    // its cached pages.
+    let f = OpenOptions::new().write(true).open(a.join("f")).unwrap();
+    f.write_all_at(b"changed on A", 4096).unwrap();
+    drop(f);
+    let mut want = data.clone();
+    want[4096..4108].copy_from_slice(b"changed on A");
+    assert!(
+        fs::read(b.join("f")).unwrap() == want,
+        "B reads A's overwrite"
+    );
+    assert!(
+        fs::read(b.join("f")).unwrap() == want,
+        "and again, from its cache"
+    );
+    // A truncate on A shows too.
+    OpenOptions::new()
+        .write(true)
+        .open(a.join("f"))
+        .unwrap()
+        .set_len(100)
+        .unwrap();
+    assert!(
+        fs::read(b.join("f")).unwrap() == want[..100],
+        "B reads the truncated file"
+    );
+}
+
 /// Two mounts (two processes) of one volume, default configuration (the kernel's
 /// writeback cache off): what one writes and closes, the other reads after opening;
 /// renames and deletes show up after the kernel's entry TTL.

@@ -184,6 +184,10 @@ pub struct Shared {
     /// `xattr_hint_ttl` their xattr probes are answered here.
     xattr_free: Mutex<HashMap<Ino, std::time::Instant>>,
     xattr_hint_ttl: Duration,
+    /// The (mtime, ctime, size) each file had at its last open here: a file opened again
+    /// unchanged keeps the kernel's page cache of it (warm reads at memory speed); any
+    /// commit or setattr, here or on another client, changes ctime and drops it.
+    open_seen: Mutex<HashMap<Ino, (meta::Timestamp, meta::Timestamp, u64)>>,
     /// Inodes an unlink or rename on this client found open (so possibly kept by a
     /// sustained record until their last close): only their last close asks etcd.
     maybe_sustained: Mutex<std::collections::HashSet<Ino>>,
@@ -250,6 +254,17 @@ impl Shared {
         } else {
             m.remove(&a.ino);
         }
+    }
+
+    /// Whether `a` (just read from etcd at open) is what this file was at its last open
+    /// here; records it for the next open.
+    fn unchanged_since_last_open(&self, a: &Attr) -> bool {
+        let now = (a.mtime, a.ctime, a.size);
+        let mut m = self.open_seen.lock();
+        if m.len() >= XATTR_HINTS_MAX && !m.contains_key(&a.ino) {
+            m.clear();
+        }
+        m.insert(a.ino, now) == Some(now)
     }
 
     /// Whether `ino` was seen without xattrs within the hint's lifetime.
@@ -338,6 +353,7 @@ impl Engine {
             dirty_sizes: Mutex::new(HashMap::new()),
             maybe_sustained: Mutex::new(Default::default()),
             xattr_free: Mutex::new(HashMap::new()),
+            open_seen: Mutex::new(HashMap::new()),
             // As long as the kernel trusts the attributes it was given.
             xattr_hint_ttl: cfg.fuse.attr_ttl.0,
             next_fh: AtomicU64::new(1),
@@ -1163,7 +1179,7 @@ impl Worker {
         Ok(OpenReply {
             fh,
             direct_io: false,
-            keep_cache: false,
+            keep_cache: self.shared.unchanged_since_last_open(&a),
         })
     }
 
