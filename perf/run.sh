@@ -485,6 +485,22 @@ w_seq_read_cold() {
     fi
 }
 
+w_seq_read_warm() {  # the same fio job again with every cache warm (the issue's ext4 comparison)
+    local t=$1 r=$2 d; d=$(t_dir "$1")
+    local j=$RUNDIR/fio-seqreadwarm-$t-$r.json e=$WORK/tmp/err
+    [[ -f $d/seq.bin ]] || { record_fail seq_read_warm "$t" "$r" "no seq.bin (seq_write failed)"; return; }
+    # untimed: one whole read so that every cache (the kernel's, the client's) holds the file
+    timeout "$STEP_TIMEOUT" cat "$d/seq.bin" >/dev/null 2>"$e" \
+        || { record_fail seq_read_warm "$t" "$r" "warming read: $(err_of "$e")"; return; }
+    if timeout "$STEP_TIMEOUT" fio --name=seqreadwarm --filename="$d/seq.bin" --rw=read --bs=1M \
+        --size="${SEQ_MIB}M" --invalidate=0 "${FIO_COMMON[@]}" --output="$j" 2>"$e"; then
+        local v secs; read -r v secs < <(fio_get "$j" 'round(j["read"]["bw_bytes"]/2**20, 2)' 'j["read"]["runtime"]/1000')
+        record seq_read_warm "$t" "$r" "$v" MiB/s "{\"seconds\":$secs,\"mib\":$SEQ_MIB}"
+    else
+        record_fail seq_read_warm "$t" "$r" "fio: $(err_of "$e") $(err_of "$j")"
+    fi
+}
+
 w_rand_read_4k() {
     local t=$1 r=$2 d; d=$(t_dir "$1")
     local j=$RUNDIR/fio-randread-$t-$r.json e=$WORK/tmp/err
@@ -621,7 +637,7 @@ w_untar() {
     fi
 }
 
-WORKLOADS=(seq_write seq_read_cold rand_read_4k small_t1 small_t8 ls_fill ls untar)
+WORKLOADS=(seq_write seq_read_cold seq_read_warm rand_read_4k small_t1 small_t8 ls_fill ls untar)
 
 # ---------------------------------------------------------------------------------------
 # main

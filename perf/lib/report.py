@@ -28,6 +28,7 @@ import sys
 WORKLOADS = [
     ("seq_write", "Sequential write, 1 MiB blocks, fsync at end", "MiB/s"),
     ("seq_read_cold", "Sequential read, cold (page cache dropped, client cache cleared)", "MiB/s"),
+    ("seq_read_warm", "Sequential read, warm (same fio job again, every cache kept: fio --invalidate=0)", "MiB/s"),
     ("rand_read_4k", "4 KiB random read, 1 job qd1 (page cache dropped, client cache warm)", "IOPS"),
     ("small_create_t1", "4 KiB files: create+write+close, 1 thread", "files/s"),
     ("small_stat_t1", "4 KiB files: stat, 1 thread", "ops/s"),
@@ -215,7 +216,7 @@ def main():
         cols = [t for t in targets if any(t in v for v in spent.values())]
         L.append("| step | total | " + " | ".join(TARGET_LABELS.get(t, t) for t in cols) + " |")
         L.append("|---|---:|" + "---:|" * len(cols))
-        order = ["build", "setup"] + [w for w in ("seq_write", "seq_read_cold", "rand_read_4k", "small_t1", "small_t8",
+        order = ["build", "setup"] + [w for w in ("seq_write", "seq_read_cold", "seq_read_warm", "rand_read_4k", "small_t1", "small_t8",
                                          "ls_fill", "ls", "untar")] + ["unmount"]
         order += [w for w in spent if w not in order]
         for w in order:
