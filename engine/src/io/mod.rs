@@ -109,37 +109,25 @@ impl UringIo {
         }
     }
 
+    /// Opens for reading, or for writing (created, truncated), with O_DIRECT when it is on
+    /// and the I/O is `aligned`; retried buffered if the file system refuses O_DIRECT.
     #[cfg(target_os = "linux")]
-    async fn create(&self, path: &Path, aligned: bool) -> io::Result<tokio_uring::fs::File> {
+    async fn open(
+        &self,
+        path: &Path,
+        write: bool,
+        aligned: bool,
+    ) -> io::Result<tokio_uring::fs::File> {
         use std::os::unix::fs::OpenOptionsExt;
         loop {
             let flags = self.direct.flags(aligned);
-            match tokio_uring::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .custom_flags(flags)
-                .open(path)
-                .await
-            {
-                Err(e) if self.direct.refused(flags, &e, path) => continue,
-                r => return r,
+            let mut o = tokio_uring::fs::OpenOptions::new();
+            if write {
+                o.write(true).create(true).truncate(true);
+            } else {
+                o.read(true);
             }
-        }
-    }
-
-    /// Opens for reading, with O_DIRECT when it is on and the read is `aligned`.
-    #[cfg(target_os = "linux")]
-    async fn open_read(&self, path: &Path, aligned: bool) -> io::Result<tokio_uring::fs::File> {
-        use std::os::unix::fs::OpenOptionsExt;
-        loop {
-            let flags = self.direct.flags(aligned);
-            match tokio_uring::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(flags)
-                .open(path)
-                .await
-            {
+            match o.custom_flags(flags).open(path).await {
                 Err(e) if self.direct.refused(flags, &e, path) => continue,
                 r => return r,
             }
@@ -149,7 +137,7 @@ impl UringIo {
     #[cfg(target_os = "linux")]
     async fn write_one(&self, path: &Path, data: Bytes) -> io::Result<()> {
         let tmp = tmp_path(path);
-        let file = self.create(&tmp, is_aligned(&data)).await?;
+        let file = self.open(&tmp, true, is_aligned(&data)).await?;
         let (res, _) = file.write_all_at(data, 0).await;
         let synced = match res {
             Ok(()) => file.sync_data().await,
@@ -186,7 +174,7 @@ impl IoEngine for UringIo {
     }
 
     async fn write_plain(&self, path: &Path, data: Bytes) -> io::Result<()> {
-        let file = self.create(path, is_aligned(&data)).await?;
+        let file = self.open(path, true, is_aligned(&data)).await?;
         let (res, _) = file.write_all_at(data, 0).await;
         let closed = file.close().await;
         res.and(closed)
@@ -195,7 +183,7 @@ impl IoEngine for UringIo {
     async fn read_all(&self, path: &Path) -> io::Result<Bytes> {
         use tokio_uring::buf::BoundedBuf;
         let len = std::fs::metadata(path)?.len() as usize;
-        let file = self.open_read(path, len.is_multiple_of(ALIGN)).await?;
+        let file = self.open(path, false, len.is_multiple_of(ALIGN)).await?;
         let mut buf = aligned_zeroed(len);
         buf.clear();
         let (res, buf) = file.read_exact_at(buf.slice(..len), 0).await;
@@ -207,7 +195,7 @@ impl IoEngine for UringIo {
     async fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Bytes> {
         use tokio_uring::buf::BoundedBuf;
         let aligned = offset.is_multiple_of(ALIGN as u64) && len.is_multiple_of(ALIGN);
-        let file = self.open_read(path, aligned).await?;
+        let file = self.open(path, false, aligned).await?;
         let mut buf = aligned_zeroed(len);
         buf.clear();
         let (res, buf) = file.read_at(buf.slice(..len), offset).await;
