@@ -1107,6 +1107,27 @@ fn status(volume: &str) -> String {
     text(&o.stdout)
 }
 
+/// `ringfs status | head -1`: the reader is gone before the output is
+/// written, which must end the command quietly, not in a panic.
+#[test]
+fn status_into_a_closed_pipe_exits_cleanly() {
+    let m = Mount::new("statuspipe");
+    let conf = test_conf();
+    let mut child = Command::new(common::BIN)
+        .args([OsStr::new("status"), OsStr::new("-c"), conf.as_os_str()])
+        .arg(&m.volume)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the read end at once: status connects to etcd before it prints.
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let err = text(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(o.status.success(), "{:?}: {err}", o.status);
+}
+
 #[test]
 fn sparse_file() {
     let m = Mount::new("sparse");

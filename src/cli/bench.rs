@@ -15,12 +15,15 @@
 //! client's own (ringfs's block cache, say): "read" means "read through this
 //! mount as it is configured".
 
+use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+
+use super::print_stdout;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ringfs_engine::config::ByteSize;
@@ -139,14 +142,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     let phases = result?;
     if args.json {
-        println!(
-            "{}",
+        print_stdout(&format!(
+            "{}\n",
             to_json(&args, &dir, &phases, bench.drop_note.as_deref())
-        );
+        ))
     } else {
-        print_table(&args, &dir, &phases, bench.drop_note.as_deref());
+        print_stdout(&table(&args, &dir, &phases, bench.drop_note.as_deref()))
     }
-    Ok(())
 }
 
 struct Bench<'a> {
@@ -445,8 +447,9 @@ fn describe(args: &BenchArgs, dir: &Path) -> String {
     )
 }
 
-fn print_table(args: &BenchArgs, dir: &Path, phases: &[PhaseResult], note: Option<&str>) {
-    println!("Benchmark: {}", describe(args, dir));
+/// The summary table as text (printed once, so a closed stdout is one error).
+fn table(args: &BenchArgs, dir: &Path, phases: &[PhaseResult], note: Option<&str>) -> String {
+    let mut out = format!("Benchmark: {}\n", describe(args, dir));
     let head = [
         "ITEM",
         "THROUGHPUT",
@@ -499,16 +502,15 @@ fn print_table(args: &BenchArgs, dir: &Path, phases: &[PhaseResult], note: Optio
             .collect();
         format!("|{}|", parts.join("|"))
     };
-    println!("{sep}");
-    println!("{}", line(&head.map(String::from)));
-    println!("{sep}");
+    let _ = writeln!(out, "{sep}\n{}\n{sep}", line(&head.map(String::from)));
     for r in &rows {
-        println!("{}", line(r));
+        let _ = writeln!(out, "{}", line(r));
     }
-    println!("{sep}");
+    let _ = writeln!(out, "{sep}");
     if let Some(n) = note {
-        println!("Note: {n}");
+        let _ = writeln!(out, "Note: {n}");
     }
+    out
 }
 
 fn to_json(args: &BenchArgs, dir: &Path, phases: &[PhaseResult], note: Option<&str>) -> String {

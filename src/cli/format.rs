@@ -36,8 +36,8 @@ pub fn run(cfg: Config, args: FormatArgs) -> Result<()> {
             args.force,
         ))
         .with_context(|| format!("cannot format volume '{}'", args.volume))?;
-    println!(
-        "formatted volume '{}' (uuid {}, block size {}, chunk size {}, Swift container '{}', etcd prefix '{}/{}/')",
+    super::print_stdout(&format!(
+        "formatted volume '{}' (uuid {}, block size {}, chunk size {}, Swift container '{}', etcd prefix '{}/{}/')\n",
         rec.name,
         rec.uuid,
         ByteSize(rec.block_size),
@@ -45,6 +45,5 @@ pub fn run(cfg: Config, args: FormatArgs) -> Result<()> {
         rec.container,
         cfg.etcd.prefix,
         rec.name
-    );
-    Ok(())
+    ))
 }

@@ -134,14 +134,13 @@ fn run_background(args: &MountArgs) -> Result<()> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         if is_mounted(&args.mountpoint) {
-            println!(
-                "mounted volume '{}' at {} (pid {}, log {})",
+            return super::print_stdout(&format!(
+                "mounted volume '{}' at {} (pid {}, log {})\n",
                 args.volume,
                 args.mountpoint.display(),
                 child.id(),
                 log_path.display()
-            );
-            return Ok(());
+            ));
         }
         if let Some(status) = child.try_wait()? {
             let text = std::fs::read_to_string(&log_path).unwrap_or_default();

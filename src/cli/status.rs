@@ -1,5 +1,7 @@
 //! `ringfs status -c CONF VOLUME`
 
+use std::fmt::Write as _;
+
 use anyhow::{Context, Result};
 use clap::Args;
 use ringfs_engine::config::Config;
@@ -28,36 +30,42 @@ pub fn run(cfg: Config, args: StatusArgs) -> Result<()> {
                     cfg.etcd.endpoints.join(",")
                 )
             })?;
-        println!("volume:        {}", rec.name);
-        println!("uuid:          {}", rec.uuid);
-        println!("format:        version {}", rec.format_version);
-        println!(
+        // Built first, printed once: a closed stdout (`| head`) is then one
+        // error the caller treats as success, never a panic mid-print.
+        let mut out = String::new();
+        let _ = writeln!(out, "volume:        {}", rec.name);
+        let _ = writeln!(out, "uuid:          {}", rec.uuid);
+        let _ = writeln!(out, "format:        version {}", rec.format_version);
+        let _ = writeln!(
+            out,
             "block size:    {}",
             ringfs_engine::config::ByteSize(rec.block_size)
         );
-        println!(
+        let _ = writeln!(
+            out,
             "chunk size:    {}",
             ringfs_engine::config::ByteSize(rec.chunk_size)
         );
-        println!("container:     {}", rec.container);
+        let _ = writeln!(out, "container:     {}", rec.container);
         let (s, e) = keys.session_range();
         let (sessions, _) = kv
             .range(&s, &e, 0)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        println!("sessions:      {}", sessions.len());
+        let _ = writeln!(out, "sessions:      {}", sessions.len());
         for kv in &sessions {
-            println!("  - {}", String::from_utf8_lossy(&kv.value));
+            let _ = writeln!(out, "  - {}", String::from_utf8_lossy(&kv.value));
         }
         let (s, e) = keys.delfile_range();
         let (pending, _) = kv
             .range(&s, &e, 0)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        println!("pending deletions: {}", pending.len());
+        let _ = writeln!(out, "pending deletions: {}", pending.len());
         let staging = cfg.cache.dir.join(&rec.uuid).join("staging");
         let (blocks, staged) = ringfs_engine::cache::staging::backlog_on_disk(&staging);
-        println!(
+        let _ = writeln!(
+            out,
             "write-back backlog on this machine: {blocks} blocks, {} ({})",
             ringfs_engine::config::ByteSize(staged),
             staging.display()
@@ -92,11 +100,12 @@ pub fn run(cfg: Config, args: StatusArgs) -> Result<()> {
                 _ => break,
             }
         }
-        println!("inodes:        {inodes}");
-        println!(
+        let _ = writeln!(out, "inodes:        {inodes}");
+        let _ = writeln!(
+            out,
             "file bytes:    {bytes} ({})",
             ringfs_engine::config::ByteSize(bytes)
         );
-        Ok(())
+        super::print_stdout(&out)
     })
 }
