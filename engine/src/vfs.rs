@@ -6,7 +6,6 @@
 //! carries the errno for the kernel.
 
 use crate::config::Config;
-use crate::data::pending::freeze;
 use crate::data::{BlockCache, WriteBuffer};
 use crate::layout::{self, Segment, SliceRef};
 use crate::meta::ops::{Creds, IsOpen, Unlinked};
@@ -173,6 +172,8 @@ pub struct Shared {
     pub chunk_size: u64,
     pub max_file_size: u64,
     pub write_buffer: usize,
+    /// Block buffers of written data (`cache::blockbuf`), recycled.
+    pub bufs: Arc<crate::cache::blockbuf::BufPool>,
     pub readahead: u64,
     pub prefetch: u64,
     pub cache_per_worker: usize,
@@ -346,6 +347,12 @@ impl Engine {
                 .0
                 .min(rec.chunk_size * u32::MAX as u64),
             write_buffer: cfg.engine.write_buffer.0 as usize,
+            // Idle buffers enough for one writer's two write buffers (the one filling
+            // and the one flushing), within a quarter of the memory budget.
+            bufs: crate::cache::blockbuf::BufPool::new(
+                rec.block_size as usize,
+                (2 * cfg.engine.write_buffer.0 as usize).min(mem / 4) / rec.block_size as usize + 2,
+            ),
             readahead: cfg.engine.readahead.0,
             prefetch: cfg.engine.prefetch.0,
             cache_per_worker: (mem / 2 / workers.max(1)).max(8 << 20),
@@ -558,7 +565,50 @@ fn block_len(slice_size: u32, block_size: u32, index: u32) -> u32 {
     (slice_size - index * block_size).min(block_size)
 }
 
-/// A slice being uploaded: still visible to reads until committed.
+/// A pending slice cut into its blocks for a flush.
+struct FlushSlice {
+    chunk: u32,
+    pos: u32,
+    blocks: Vec<FlushBlock>,
+}
+
+/// One block of a flushed slice: its bytes and, with write-back, its sealed staging file
+/// (both views of one buffer, sealed in place).
+struct FlushBlock {
+    file: Option<Bytes>,
+    body: Bytes,
+}
+
+impl FlushSlice {
+    fn seal(p: crate::data::PendingSlice, writeback: bool) -> Self {
+        let blocks = p
+            .data
+            .into_blocks()
+            .into_iter()
+            .map(|b| {
+                if writeback {
+                    let (file, body) = b.seal();
+                    FlushBlock {
+                        file: Some(file),
+                        body,
+                    }
+                } else {
+                    FlushBlock {
+                        file: None,
+                        body: b.freeze(),
+                    }
+                }
+            })
+            .collect();
+        FlushSlice {
+            chunk: p.chunk,
+            pos: p.pos,
+            blocks,
+        }
+    }
+}
+
+/// A block being uploaded: still visible to reads until committed.
 struct Flushing {
     off: u64,
     data: Bytes,
@@ -674,22 +724,28 @@ async fn get_block(
 
 /// Writes a block to the SSD read cache in a local task, if the cache wants it.
 fn admit_to_read_cache(
-    read_cache: Option<Arc<crate::cache::ReadCache>>,
+    shared: &Arc<Shared>,
     disk: Rc<dyn crate::io::IoEngine>,
     key: &str,
     data: &Bytes,
 ) {
-    if let Some(rc) = read_cache {
+    if let Some(rc) = shared.read_cache.clone() {
         let len = crate::cache::staging::sealed_len(data.len()) as u64;
         if rc.wants(len) {
             let (key, data) = (key.to_string(), data.clone());
+            // Sealed in a recycled buffer when the block fits one (all do but blocks of
+            // a volume formatted with another block size).
+            let mut buf = if data.len() <= shared.bufs.room() {
+                shared.bufs.take()
+            } else {
+                crate::cache::blockbuf::BlockBuf::with_room(data.len())
+            };
             tokio::task::spawn_local(async move {
                 let path = rc.path_for(&key);
-                if disk
-                    .write_plain(&path, crate::cache::seal(&data))
-                    .await
-                    .is_ok()
-                {
+                buf.push(&data);
+                drop(data);
+                let (file, _) = buf.seal();
+                if disk.write_plain(&path, file).await.is_ok() {
                     rc.admit(&key, len);
                     rc.evict();
                 }
@@ -1261,7 +1317,8 @@ impl Worker {
         let over_budget = {
             let mut files = self.files.borrow_mut();
             let f = files.entry(ino).or_default();
-            f.buffer.write(off, &data, self.shared.chunk_size);
+            f.buffer
+                .write(off, &data, self.shared.chunk_size, &self.shared.bufs);
             f.buffer.bytes >= self.shared.write_buffer
         };
         self.note_size(ino);
@@ -1323,14 +1380,24 @@ impl Worker {
     /// [`Self::flush_file`] with the file's flush lock held by the caller.
     async fn flush_locked(&self, ino: Ino) -> FsResult<()> {
         let cs = self.shared.chunk_size;
-        let slices: Vec<(u32, u32, Bytes)> = match self.files.borrow_mut().get_mut(&ino) {
+        let bs = self.shared.block_size;
+        let writeback = self.shared.staging.is_some();
+        let slices: Vec<FlushSlice> = match self.files.borrow_mut().get_mut(&ino) {
             Some(f) => {
-                let s: Vec<_> = f.buffer.take_all().into_iter().map(freeze).collect();
-                for (chunk, pos, data) in &s {
-                    f.flushing.push(Flushing {
-                        off: *chunk as u64 * cs + *pos as u64,
-                        data: data.clone(),
-                    });
+                let s: Vec<FlushSlice> = f
+                    .buffer
+                    .take_all()
+                    .into_iter()
+                    .map(|p| FlushSlice::seal(p, writeback))
+                    .collect();
+                for fs in &s {
+                    let off = fs.chunk as u64 * cs + fs.pos as u64;
+                    for (k, b) in fs.blocks.iter().enumerate() {
+                        f.flushing.push(Flushing {
+                            off: off + k as u64 * bs,
+                            data: b.body.clone(),
+                        });
+                    }
                 }
                 s
             }
@@ -1351,12 +1418,15 @@ impl Worker {
                     // Keep the data: put it back as pending writes, older than anything newer.
                     let back: Vec<Flushing> = f.flushing.drain(..).collect();
                     let newer = std::mem::take(&mut f.buffer);
+                    let pool = &self.shared.bufs;
                     for s in back {
-                        f.buffer.write(s.off, &s.data, self.shared.chunk_size);
+                        f.buffer.write(s.off, &s.data, cs, pool);
                     }
                     for s in newer.slices {
-                        let off = s.file_offset(self.shared.chunk_size);
-                        f.buffer.write(off, &s.data, self.shared.chunk_size);
+                        let off = s.file_offset(cs);
+                        for (at, part) in s.data.parts() {
+                            f.buffer.write(off + at as u64, part, cs, pool);
+                        }
                     }
                 }
             }
@@ -1366,21 +1436,20 @@ impl Worker {
         result.map(|_| ())
     }
 
-    async fn upload_and_commit(&self, ino: Ino, slices: Vec<(u32, u32, Bytes)>) -> FsResult<Attr> {
+    async fn upload_and_commit(&self, ino: Ino, slices: Vec<FlushSlice>) -> FsResult<Attr> {
         let cs = self.shared.chunk_size;
         let bs = self.shared.block_size as u32;
         let mut commits = Vec::with_capacity(slices.len());
         let mut uploads = Vec::new();
         let mut end = 0u64;
-        for (chunk, pos, data) in slices {
+        for FlushSlice { chunk, pos, blocks } in slices {
             let id = self.meta().new_slice_id().await?;
-            let len = data.len() as u32;
+            let len: u32 = blocks.iter().map(|b| b.body.len() as u32).sum();
             end = end.max(chunk as u64 * cs + pos as u64 + len as u64);
-            for k in 0..layout::block_count(len, bs) {
-                let blen = block_len(len, bs, k);
-                let key = layout::block_key(id, k, blen);
-                let body = data.slice((k * bs) as usize..(k * bs + blen) as usize);
-                uploads.push((key, body));
+            for (k, b) in blocks.into_iter().enumerate() {
+                let blen = b.body.len() as u32;
+                debug_assert_eq!(blen, block_len(len, bs, k as u32));
+                uploads.push((layout::block_key(id, k as u32, blen), b));
             }
             commits.push((chunk, SliceRef::new(pos, id, len)));
         }
@@ -1388,9 +1457,9 @@ impl Worker {
             // Write-back: staged and fdatasync'd locally BEFORE the slice is committed.
             Some(st) => self.stage_blocks(st, uploads).await?,
             None => {
-                try_join_all(uploads.into_iter().map(|(key, body)| {
+                try_join_all(uploads.into_iter().map(|(key, b)| {
                     let store = self.shared.store.clone();
-                    async move { store.put(&key, body).await }
+                    async move { store.put(&key, b.body).await }
                 }))
                 .await?;
             }
@@ -1414,23 +1483,30 @@ impl Worker {
     async fn stage_blocks(
         &self,
         st: &Arc<crate::cache::Staging>,
-        blocks: Vec<(String, Bytes)>,
+        blocks: Vec<(String, FlushBlock)>,
     ) -> FsResult<()> {
-        let total: u64 = blocks.iter().map(|(_, b)| b.len() as u64).sum();
+        let total: u64 = blocks.iter().map(|(_, b)| b.body.len() as u64).sum();
         st.reserve(total).await;
+        let mut lens = Vec::with_capacity(blocks.len());
         let files = blocks
-            .iter()
-            .map(|(key, body)| (st.path_for(key), crate::cache::seal(body)))
+            .into_iter()
+            .map(|(key, b)| {
+                let path = st.path_for(&key);
+                lens.push((key, b.body.len() as u64));
+                // Sealed in the flush (FlushSlice::seal with write-back on).
+                let file = b.file.unwrap_or_else(|| crate::cache::seal(&b.body));
+                (path, file)
+            })
             .collect();
         let results = self.disk.write_durable(files).await;
         let mut failed = None;
-        for ((key, body), r) in blocks.iter().zip(results) {
+        for ((key, len), r) in lens.iter().zip(results) {
             match r {
-                Ok(()) => st.enqueue(key, body.len() as u64),
+                Ok(()) => st.enqueue(key, *len),
                 Err(e) => {
                     // Never uploaded: its slice is not committed.
                     let _ = std::fs::remove_file(st.path_for(key));
-                    st.release(body.len() as u64);
+                    st.release(*len);
                     failed.get_or_insert(e);
                 }
             }
@@ -1749,7 +1825,7 @@ impl Worker {
     }
 
     fn admit_to_read_cache(&self, key: &str, data: &Bytes) {
-        admit_to_read_cache(self.shared.read_cache.clone(), self.disk.clone(), key, data);
+        admit_to_read_cache(&self.shared, self.disk.clone(), key, data);
     }
 
     /// Fetches a whole block into the memory and SSD caches in the background (once,
@@ -1760,7 +1836,7 @@ impl Worker {
         }
         let store = self.shared.store.clone();
         let cache = self.cache.clone();
-        let (read_cache, disk) = (self.shared.read_cache.clone(), self.disk.clone());
+        let (shared, disk) = (self.shared.clone(), self.disk.clone());
         tokio::task::spawn_local(async move {
             let k2 = key.clone();
             let got = cache
@@ -1769,7 +1845,7 @@ impl Worker {
                 })
                 .await;
             if let Ok(b) = got {
-                admit_to_read_cache(read_cache, disk, &key, &b);
+                admit_to_read_cache(&shared, disk, &key, &b);
             }
         });
     }

@@ -7,6 +7,7 @@
 //!   mount after a crash uploads whatever is still staged.
 //! * [`readcache`]: blocks read from Swift kept on local disk within `cache.size`, LRU.
 
+pub mod blockbuf;
 pub mod readcache;
 pub mod sealed;
 pub mod staging;

@@ -41,10 +41,6 @@ pub fn aligned_zeroed(len: usize) -> BytesMut {
     tail
 }
 
-fn crcs_of(data: &[u8]) -> Vec<u32> {
-    data.chunks(SEGMENT).map(crc32fast::hash).collect()
-}
-
 fn table_bytes(crcs: &[u32]) -> Vec<u8> {
     crcs.iter().flat_map(|c| c.to_be_bytes()).collect()
 }
@@ -52,17 +48,25 @@ fn table_bytes(crcs: &[u32]) -> Vec<u8> {
 /// Block bytes, padding, segment CRCs and trailer, in an aligned buffer ready to be
 /// written to a staging or cache file.
 pub fn seal(data: &[u8]) -> Bytes {
-    let total = sealed_len(data.len());
-    let mut b = aligned_zeroed(total);
-    b[..data.len()].copy_from_slice(data);
-    let table = table_bytes(&crcs_of(data));
+    let mut b = super::blockbuf::BlockBuf::with_room(data.len());
+    b.push(data);
+    b.seal().0
+}
+
+/// Writes the zero padding, segment table and trailer of a block of `len` bytes held at
+/// the start of `file`, which is `sealed_len(len)` bytes long.
+pub fn seal_in_place(file: &mut [u8], len: usize) {
+    let total = file.len();
+    debug_assert_eq!(total, sealed_len(len));
+    let crcs: Vec<u32> = file[..len].chunks(SEGMENT).map(crc32fast::hash).collect();
+    let table = table_bytes(&crcs);
     let t0 = total - TRAILER - table.len();
-    b[t0..total - TRAILER].copy_from_slice(&table);
-    let t = &mut b[total - TRAILER..];
+    file[len..t0].fill(0);
+    file[t0..total - TRAILER].copy_from_slice(&table);
+    let t = &mut file[total - TRAILER..];
     t[..4].copy_from_slice(MAGIC);
     t[4..8].copy_from_slice(&crc32fast::hash(&table).to_be_bytes());
-    t[8..].copy_from_slice(&(data.len() as u64).to_be_bytes());
-    b.freeze()
+    t[8..].copy_from_slice(&(len as u64).to_be_bytes());
 }
 
 /// What the end of a sealed file says: the block length and its segment CRCs.
