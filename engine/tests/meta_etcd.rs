@@ -464,6 +464,50 @@ async fn concurrent_creates_and_renames_keep_invariants() {
     check_invariants(&m).await;
 }
 
+/// A commit assumes a chunk past the end of the file has no key yet and does not read
+/// it. When another client wrote that chunk meanwhile, the transaction's guards (on the
+/// file's attributes and on the chunk key) catch the wrong guess and the retry keeps
+/// both writes.
+#[tokio::test]
+async fn a_commit_past_the_end_never_loses_another_clients_write() {
+    let kv = kv().await;
+    let name = unique("pastend");
+    let keys = ringfs_engine::meta::Keys::new("ringfs-test", &name);
+    Meta::format(kv.clone(), &keys, &record(&name), false)
+        .await
+        .unwrap();
+    let a = Meta::open(kv.clone(), keys.clone(), RunnerOptions::default(), "a")
+        .await
+        .unwrap();
+    let b = Meta::open(kv, keys, RunnerOptions::default(), "b")
+        .await
+        .unwrap();
+    use ringfs_engine::layout::SliceRef;
+    // `a` created the file: it knows it as empty, so chunk 0 is "past the end".
+    let f = mkfile(&a, ROOT_INO, "f").await;
+    b.commit_slices(f.ino, vec![(0, SliceRef::new(0, 1001, 100))], 100)
+        .await
+        .unwrap();
+    a.commit_slices(f.ino, vec![(0, SliceRef::new(100, 1002, 50))], 150)
+        .await
+        .unwrap();
+    let ids: Vec<u64> = a
+        .read_chunk(f.ino, 0)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, [1001, 1002], "both clients' slices are in the chunk");
+    assert_eq!(a.getattr(f.ino).await.unwrap().size, 150);
+    // A new file's first commit, the case the guess is for, needs no read and is right.
+    let g = mkfile(&a, ROOT_INO, "g").await;
+    a.commit_slices(g.ino, vec![(0, SliceRef::new(0, 1003, 10))], 10)
+        .await
+        .unwrap();
+    assert_eq!(a.read_chunk(g.ino, 0).await.unwrap().len(), 1);
+}
+
 #[tokio::test]
 async fn rmdir_racing_create_never_orphans() {
     let m = Arc::new(fresh_meta("rmrace").await);

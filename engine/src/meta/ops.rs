@@ -1148,6 +1148,7 @@ impl Meta {
             )));
         }
         let keys = self.keys.clone();
+        let chunk_size = self.volume.chunk_size;
         self.runner
             .run("commit slices", move |v| {
                 let mut a = attr_of(&keys, v, ino)?;
@@ -1156,8 +1157,25 @@ impl Meta {
                 }
                 let chunk_keys: Vec<Vec<u8>> =
                     slices.iter().map(|(i, _)| keys.chunk(ino, *i)).collect();
-                let refs: Vec<&[u8]> = chunk_keys.iter().map(|k| &k[..]).collect();
-                let vals = v.get_many(&refs)?;
+                // A chunk wholly past the end of the file has no key (truncate deletes
+                // them): assumed absent without a round trip, as a new file's first
+                // commit always is; the transaction's guard checks the guess.
+                let past_end = |i: u32| i as u64 * chunk_size >= a.size;
+                let known: Vec<&[u8]> = chunk_keys
+                    .iter()
+                    .zip(&slices)
+                    .filter(|(_, (i, _))| !past_end(*i))
+                    .map(|(k, _)| &k[..])
+                    .collect();
+                let mut fetched = v.get_many(&known)?.into_iter();
+                let mut vals = Vec::with_capacity(chunk_keys.len());
+                for (k, (i, _)) in chunk_keys.iter().zip(&slices) {
+                    vals.push(if past_end(*i) {
+                        v.get_expect_absent(k)?
+                    } else {
+                        fetched.next().flatten()
+                    });
+                }
                 let mut pending: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = Default::default();
                 for ((key, (_, s)), cur) in chunk_keys.iter().zip(slices.iter()).zip(vals) {
                     let buf = pending.entry(key.clone()).or_insert_with(|| {
