@@ -9,7 +9,8 @@
 //! measured alternately per concurrency, and a ratio table is printed at the end.
 //!
 //! ringfs uses the client configuration from the `[swift]` section of the config file
-//! (`max_in_flight`, `verify_md5`, ...), i.e. what a mount would use.
+//! (`verify_md5`, ...), i.e. what a mount would use, with `max_in_flight` and
+//! `max_connections` raised to the highest concurrency so every row compares equal loads.
 
 mod common;
 
@@ -260,7 +261,13 @@ fn pattern(len: usize) -> Bytes {
 }
 
 async fn setup() -> Arc<Ctx> {
-    let cfg = common::config();
+    let mut cfg = common::config();
+    // Each row compares the two clients at the same concurrency: the mount's in-flight
+    // cap (`swift.max_in_flight`, 32 by default) would hold ringfs to 32 in the 64 row
+    // while the plain load sends 64.
+    let top = CONCURRENCY[CONCURRENCY.len() - 1];
+    cfg.swift.max_in_flight = cfg.swift.max_in_flight.max(top);
+    cfg.swift.max_connections = cfg.swift.max_connections.max(top);
     let s = &cfg.swift;
     if s.auth != SwiftAuth::TempAuth {
         panic!("benches/swift.rs: the plain baseline speaks Swift v1 auth only; run against tempauth services");

@@ -319,9 +319,17 @@ t_prepare() {
             [[ $t == juicefs-wb ]] && name=jfswb-$RUNID
             eval "JFS_META_${t//-/_}=etcd://127.0.0.1:$ETCD_PORT/$name"
             local meta; meta=$(jfs_meta "$t")
-            timeout 120 juicefs format --storage swift --bucket "http://$name.localhost:$SWIFT_PROXY_PORT" \
-                --access-key "$SWIFT_USER" --secret-key "$SWIFT_KEY" --trash-days 0 \
-                "$meta" "$name" >>"$WORK/log/$t-format.log" 2>&1
+            # Up to three tries: a just-started proxy has been seen to drop juicefs's
+            # container PUT (EOF), which left a whole run without JuiceFS.
+            local try
+            for try in 1 2 3; do
+                timeout 120 juicefs format --storage swift --bucket "http://$name.localhost:$SWIFT_PROXY_PORT" \
+                    --access-key "$SWIFT_USER" --secret-key "$SWIFT_KEY" --trash-days 0 \
+                    "$meta" "$name" >>"$WORK/log/$t-format.log" 2>&1 && return 0
+                echo "juicefs format, try $try failed" >>"$WORK/log/$t-format.log"
+                sleep 3
+            done
+            return 1
             ;;
         rclone)
             RCLONE_CONTAINER=rclone-$RUNID
