@@ -1770,11 +1770,7 @@ fn reopened_unchanged_file_keeps_page_cache_but_sees_other_clients_writes() {
     assert!(fs::read(b.join("f")).unwrap() == data);
     // A overwrites bytes in place (same size) and closes: B's next open must not serve
     // its cached pages.
-    let f = OpenOptions::new().write(true).open(a.join("f")).unwrap();
-    f.write_all_at(b"changed on A", 4096).unwrap();
-    drop(f);
-    let mut want = data.clone();
-    want[4096..4108].copy_from_slice(b"changed on A");
+    let want = overwrite_in_place(&a.join("f"), 4096, b"changed on A", &data);
     assert!(
         fs::read(b.join("f")).unwrap() == want,
         "B reads A's overwrite"
@@ -1796,6 +1792,17 @@ fn reopened_unchanged_file_keeps_page_cache_but_sees_other_clients_writes() {
     );
 }
 
+/// Writes `text` at `at` into the existing file `path` (same size) and closes it;
+/// returns what the file holds now if it held `before`.
+fn overwrite_in_place(path: &Path, at: usize, text: &[u8], before: &[u8]) -> Vec<u8> {
+    let f = OpenOptions::new().write(true).open(path).unwrap();
+    f.write_all_at(text, at as u64).unwrap();
+    drop(f);
+    let mut want = before.to_vec();
+    want[at..at + text.len()].copy_from_slice(text);
+    want
+}
+
 /// Two mounts (two processes) of one volume, default configuration (the kernel's
 /// writeback cache off): what one writes and closes, the other reads after opening;
 /// renames and deletes show up after the kernel's entry TTL.
@@ -1811,11 +1818,7 @@ fn two_mounts_close_to_open() {
     fs::write(a.join("f"), &d1).unwrap();
     assert!(fs::read(b.join("f")).unwrap() == d1, "B reads A's new file");
     // And the other way round, overwriting part of it (same size).
-    let f = OpenOptions::new().write(true).open(b.join("f")).unwrap();
-    f.write_all_at(b"written by B", 1000).unwrap();
-    drop(f);
-    let mut want = d1.clone();
-    want[1000..1012].copy_from_slice(b"written by B");
+    let want = overwrite_in_place(&b.join("f"), 1000, b"written by B", &d1);
     assert!(
         fs::read(a.join("f")).unwrap() == want,
         "A reads B's overwrite"

@@ -15,6 +15,21 @@ use crate::cache::blockbuf::{BlockBuf, BufPool};
 /// in a block-sized one from the pool: a small file holds little memory while open.
 const SMALL_START: usize = 64 << 10;
 
+/// `(block, offset in it, length, offset in the range)` of each part of slice bytes
+/// `[at, at + len)` with blocks of `bs` bytes (inside the slice, every block but the last
+/// is full, so the cut depends on `bs` alone).
+fn spans(bs: usize, at: usize, len: usize) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+    let mut done = 0;
+    std::iter::from_fn(move || {
+        (done < len).then(|| {
+            let (p, d) = (at + done, done);
+            let n = (bs - p % bs).min(len - d);
+            done += n;
+            (p / bs, p % bs, n, d)
+        })
+    })
+}
+
 /// The bytes of one pending slice, block by block.
 #[derive(Debug, Default)]
 pub struct SliceBuf {
@@ -70,34 +85,16 @@ impl SliceBuf {
     /// Overwrites `bytes` at `at`; `at + bytes.len()` must not pass the end.
     pub fn overwrite(&mut self, at: usize, bytes: &[u8]) {
         debug_assert!(at + bytes.len() <= self.len);
-        self.visit(at, bytes.len(), |pos, part: &mut [u8]| {
-            part.copy_from_slice(&bytes[pos..pos + part.len()])
-        });
+        for (i, from, n, done) in spans(self.bs, at, bytes.len()) {
+            self.blocks[i].data_mut()[from..from + n].copy_from_slice(&bytes[done..done + n]);
+        }
     }
 
     /// Copies bytes `[at, at + out.len())` into `out`.
     pub fn read(&self, at: usize, out: &mut [u8]) {
-        let mut done = 0;
-        while done < out.len() {
-            let p = at + done;
-            let b = &self.blocks[p / self.bs];
-            let from = p % self.bs;
-            let n = (b.len() - from).min(out.len() - done);
-            out[done..done + n].copy_from_slice(&b.data()[from..from + n]);
-            done += n;
-        }
-    }
-
-    /// Calls `f(offset in the range, part)` on the parts of `[at, at + len)` block by block.
-    fn visit(&mut self, at: usize, len: usize, mut f: impl FnMut(usize, &mut [u8])) {
-        let mut done = 0;
-        while done < len {
-            let p = at + done;
-            let b = &mut self.blocks[p / self.bs];
-            let from = p % self.bs;
-            let n = (b.len() - from).min(len - done);
-            f(done, &mut b.data_mut()[from..from + n]);
-            done += n;
+        debug_assert!(at + out.len() <= self.len);
+        for (i, from, n, done) in spans(self.bs, at, out.len()) {
+            out[done..done + n].copy_from_slice(&self.blocks[i].data()[from..from + n]);
         }
     }
 
