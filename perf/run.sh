@@ -284,7 +284,19 @@ rclone_idle() {
     rclone rc --url "http://127.0.0.1:$RCLONE_RC_PORT/" vfs/stats 2>/dev/null |
         "$PY" -c 'import json,sys; d=json.load(sys.stdin)["diskCache"]; sys.exit(0 if d["uploadsInProgress"]+d["uploadsQueued"]==0 else 1)'
 }
-t_settle() {
+# Before a measurement every mounted target is settled, not only the one measured: a
+# peer's background uploads (rclone and ringfs upload after close, JuiceFS --writeback
+# after its write) would otherwise load the shared Swift and both cores during the next
+# target's turn, and which target pays would depend on the round-robin order.
+t_settle() {  # TARGET: TARGET first, then every other mounted target
+    local t=$1 o
+    t_settle_one "$t" || return 1
+    for o in "${!MOUNTED[@]}"; do
+        [[ $o != "$t" && ${MOUNTED[$o]} == 1 ]] || continue
+        t_settle_one "$o" || return 1
+    done
+}
+t_settle_one() {
     local t=$1 mnt=$WORK/mnt/$1
     sync
     case $t in
@@ -349,11 +361,12 @@ t_mount() {
             # ringfs runs in its write-back mode (the design's mode; the peers' write-back
             # counterparts are JuiceFS --writeback and rclone full cache). PERF_RINGFS_WRITEBACK=false
             # measures write-through instead.
-            # Uploads start 5 s after a block is staged (cache.upload_delay), the policy of
-            # the rclone target (--vfs-write-back 5s, its default); PERF_RINGFS_UPLOAD_DELAY=0s
-            # starts them at once, like JuiceFS --writeback.
+            # Uploads start 2 s after a block is staged (cache.upload_delay): a write of the
+            # sequential file is over before its own uploads start (rclone's --vfs-write-back
+            # default is 5 s; every target's uploads are awaited before each step anyway).
+            # PERF_RINGFS_UPLOAD_DELAY=0s starts them at once, like JuiceFS --writeback.
             out=$(RINGFS_CACHE_DIR=$cache RINGFS_CACHE_WRITEBACK=${PERF_RINGFS_WRITEBACK:-true} \
-                RINGFS_CACHE_UPLOAD_DELAY=${PERF_RINGFS_UPLOAD_DELAY:-5s} timeout "$STEP_TIMEOUT" "$RINGFS" mount -c "$CONF" "$RINGFS_VOL" "$mnt" --background 2>&1) \
+                RINGFS_CACHE_UPLOAD_DELAY=${PERF_RINGFS_UPLOAD_DELAY:-2s} timeout "$STEP_TIMEOUT" "$RINGFS" mount -c "$CONF" "$RINGFS_VOL" "$mnt" --background 2>&1) \
                 || { echo "$out" >>"$WORK/log/ringfs-mount.log"; return 1; }
             echo "$out" >>"$WORK/log/ringfs-mount.log"
             ;;

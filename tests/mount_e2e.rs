@@ -2069,3 +2069,49 @@ fn mount_error_mountpoint_is_a_file() {
     let o = mount_cmd(&test_conf(), &vol, &missing);
     assert_mount_fails(&o, &missing, &[&missing.to_string_lossy(), "no such file"]);
 }
+
+/// A block another client has staged but not uploaded yet (write-back, long upload
+/// delay): a reader waits `cache.read_wait_timeout`, gets EIO, and its log names the
+/// writing session (host and pid). Once the writer unmounts, which uploads, the read works.
+#[test]
+fn a_block_not_yet_uploaded_is_eio_naming_the_writer() {
+    let writer = Mount::new_with_env(
+        "notuploaded",
+        &[
+            ("RINGFS_CACHE_WRITEBACK", "true"),
+            ("RINGFS_CACHE_UPLOAD_DELAY", "1h"),
+            ("RINGFS_CACHE_UPLOAD_DEADLINE", "2h"),
+        ],
+    );
+    let data = Rng::new(41).bytes(300_000);
+    fs::write(writer.join("f"), &data).unwrap();
+
+    let cache = Scratch::new("notuploaded-cache");
+    let cache_dir = cache.path().to_string_lossy().into_owned();
+    let reader = Mount::attach_with_env(
+        &writer.volume,
+        &[
+            ("RINGFS_CACHE_DIR", &cache_dir),
+            ("RINGFS_CACHE_READ_WAIT_TIMEOUT", "1s"),
+        ],
+    );
+    let t0 = Instant::now();
+    let err = fs::read(reader.join("f")).expect_err("the block is only on the writer's disk");
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    assert!(
+        t0.elapsed() >= Duration::from_secs(1),
+        "the reader waited first"
+    );
+    let log = reader.log_tail(40);
+    let pid = writer.pid().expect("writer pid");
+    assert!(
+        log.contains(&format!("\"pid\":{pid}")) && log.contains("still mounted"),
+        "the reader's log names the writing session (pid {pid}):\n{log}"
+    );
+
+    drop(writer);
+    assert!(
+        fs::read(reader.join("f")).unwrap() == data,
+        "readable once the writer has unmounted (and uploaded)"
+    );
+}

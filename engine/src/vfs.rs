@@ -6,7 +6,7 @@
 //! carries the errno for the kernel.
 
 use crate::config::Config;
-use crate::data::{BlockCache, WriteBuffer};
+use crate::data::{BlockCache, FetchError, WriteBuffer};
 use crate::layout::{self, Segment, SliceRef};
 use crate::meta::ops::{Creds, IsOpen, Unlinked};
 use crate::meta::{self, Meta, MetaError};
@@ -467,8 +467,10 @@ impl Engine {
             );
         }
         drop(tx);
+        let mut all_flushed = true;
         for r in rx.iter() {
             if let Err(e) = r {
+                all_flushed = false;
                 tracing::error!(error = %e, "flushing at shutdown failed");
             }
         }
@@ -477,13 +479,22 @@ impl Engine {
             let meta = self.shared.meta.clone();
             let s = self.shared.clone();
             rt.block_on(async move {
+                let mut all_uploaded = all_flushed;
                 if let Some(st) = &s.staging {
                     let (n, bytes) = st.backlog();
                     if n > 0 {
                         tracing::info!(blocks = n, bytes, "uploading staged blocks before unmount");
                     }
                     if let Err(left) = st.drain(s.drain_timeout).await {
+                        all_uploaded = false;
                         tracing::error!(blocks = left, dir = %st.dir().display(), "staged blocks not uploaded yet; they stay on disk and are uploaded at the next mount");
+                    }
+                }
+                // Every block this session wrote is in Swift: readers no longer need to
+                // know who wrote them.
+                if all_uploaded {
+                    if let Err(e) = meta.forget_slice_writers().await {
+                        tracing::warn!(error = %e, "could not remove this session's slice-writer records");
                     }
                 }
                 // Deleting objects of removed files is background work: bounded here, the
@@ -703,21 +714,24 @@ async fn get_block(
     range: Option<std::ops::Range<u64>>,
     len: u64,
     wait: Duration,
-) -> Result<Bytes, String> {
+) -> Result<Bytes, FetchError> {
     let started = std::time::Instant::now();
     loop {
         match store.get(&key, range.clone()).await {
             Ok(b) if b.len() as u64 == len => return Ok(b),
-            Ok(b) => return Err(format!("block {key}: expected {len} bytes, got {}", b.len())),
+            Ok(b) => {
+                return Err(FetchError::Failed(format!(
+                    "block {key}: expected {len} bytes, got {}",
+                    b.len()
+                )))
+            }
             Err(e) if e.is_not_found() && started.elapsed() < wait => {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             Err(e) if e.is_not_found() => {
-                return Err(format!(
-                    "block {key} is not in Swift after waiting {wait:?}: the client that wrote it has not uploaded it (still staged in its write-back cache?)"
-                ))
+                return Err(FetchError::NotUploaded { key, waited: wait })
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(FetchError::Failed(e.to_string())),
         }
     }
 }
@@ -1854,18 +1868,43 @@ impl Worker {
     /// [`Self::fetch_remote`] for another client's write-back upload.
     async fn fetch_remote_range(&self, key: &str, range: std::ops::Range<u64>) -> FsResult<Bytes> {
         let want = range.end - range.start;
-        get_block(
+        let got = get_block(
             self.shared.store.clone(),
             key.to_string(),
             Some(range),
             want,
             self.shared.read_wait,
         )
-        .await
-        .map_err(|e| {
+        .await;
+        match got {
+            Ok(b) => Ok(b),
+            Err(e) => Err(self.block_read_failed(key, e).await),
+        }
+    }
+
+    /// The `EIO` of a failed block read, logged. A block missing after the wait is named
+    /// with the session that wrote it, so the operator knows which client still holds it.
+    async fn block_read_failed(&self, key: &str, e: FetchError) -> FsError {
+        if let FetchError::NotUploaded { .. } = &e {
+            let slice = layout::blocks::parse_block_key(key).map(|(id, _, _)| id);
+            let writer = match slice {
+                Some(id) => self.shared.meta.slice_writer(id).await,
+                None => Ok(None),
+            };
+            match writer {
+                Ok(Some(w)) if w.alive => tracing::error!(block = %key, writer = %w, error = %e,
+                    "block read failed: its writer is still mounted and has not uploaded it yet"),
+                Ok(Some(w)) => tracing::error!(block = %key, writer = %w, error = %e,
+                    "block read failed: its writer's session has ended without uploading it; mounting the volume again on that host uploads what it staged"),
+                Ok(None) => tracing::error!(block = %key, error = %e,
+                    "block read failed: no record of the session that wrote it"),
+                Err(me) => tracing::error!(block = %key, error = %e, lookup = %me,
+                    "block read failed; the session that wrote it could not be looked up"),
+            }
+        } else {
             tracing::warn!(block = %key, error = %e, "block read failed");
-            errno(libc::EIO, &e)
-        })
+        }
+        errno(libc::EIO, &e.to_string())
     }
 
     /// A block from Swift through the memory cache (one GET for concurrent readers).
@@ -1876,15 +1915,16 @@ impl Worker {
             key.clone(),
             self.shared.read_wait,
         );
-        self.cache
+        let got = self
+            .cache
             .get_or_fetch(&key, move || {
                 get_block(store, k2, None, blen as u64, wait).boxed_local()
             })
-            .await
-            .map_err(|e| {
-                tracing::warn!(block = %key, error = %e, "block read failed");
-                errno(libc::EIO, &e)
-            })
+            .await;
+        match got {
+            Ok(b) => Ok(b),
+            Err(e) => Err(self.block_read_failed(&key, e).await),
+        }
     }
 
     /// Sequential reads widen a readahead window (up to `engine.readahead`) and fetch the

@@ -508,6 +508,66 @@ async fn a_commit_past_the_end_never_loses_another_clients_write() {
     assert_eq!(a.read_chunk(g.ino, 0).await.unwrap().len(), 1);
 }
 
+/// Every slice id can be traced to the session that allocated it, also after that
+/// session ended without cleaning up (a crashed client); a clean end removes the records.
+#[tokio::test]
+async fn slice_ids_name_their_writing_session() {
+    let kv = kv().await;
+    let name = unique("writer");
+    let keys = ringfs_engine::meta::Keys::new("ringfs-test", &name);
+    Meta::format(kv.clone(), &keys, &record(&name), false)
+        .await
+        .unwrap();
+    let open = |info: &'static str| {
+        let (kv, keys) = (kv.clone(), keys.clone());
+        async move {
+            Meta::open(kv, keys, RunnerOptions::default(), info)
+                .await
+                .unwrap()
+        }
+    };
+    let (a, b) = (
+        open("{\"host\":\"a\"}").await,
+        open("{\"host\":\"b\"}").await,
+    );
+    let a1 = a.new_slice_id().await.unwrap();
+    let b1 = b.new_slice_id().await.unwrap();
+    let a2 = a.new_slice_id().await.unwrap();
+    async fn writer(m: &Meta, id: u64) -> Option<ringfs_engine::meta::ops::SliceWriter> {
+        m.slice_writer(id).await.unwrap()
+    }
+    for (id, owner, info) in [
+        (a1, &a, "{\"host\":\"a\"}"),
+        (a2, &a, "{\"host\":\"a\"}"),
+        (b1, &b, "{\"host\":\"b\"}"),
+    ] {
+        let w = writer(&b, id).await.expect("a record");
+        assert_eq!(
+            (w.session, w.info.as_str(), w.alive),
+            (owner.session_id(), info, true),
+            "slice {id}"
+        );
+    }
+    assert_eq!(
+        writer(&a, b1.max(a2) + 1_000_000).await,
+        None,
+        "an id nobody allocated"
+    );
+
+    // `a` crashes: its lease ends, its records stay and say it is gone.
+    a.close_session().await.unwrap();
+    let w = writer(&b, a1).await.expect("kept after a crash");
+    assert_eq!((w.session, w.alive), (a.session_id(), false));
+
+    // A clean end removes a session's records, and only its own.
+    a.forget_slice_writers().await.unwrap();
+    assert_eq!(writer(&b, a1).await, None);
+    assert_eq!(
+        writer(&b, b1).await.map(|w| w.session),
+        Some(b.session_id())
+    );
+}
+
 #[tokio::test]
 async fn rmdir_racing_create_never_orphans() {
     let m = Arc::new(fresh_meta("rmrace").await);

@@ -6,7 +6,21 @@ use futures::future::{FutureExt, LocalBoxFuture, Shared};
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 
-type Fetch = Shared<LocalBoxFuture<'static, Result<Bytes, String>>>;
+type Fetch = Shared<LocalBoxFuture<'static, Result<Bytes, FetchError>>>;
+
+/// Why a block could not be fetched. Cloneable: concurrent readers share one GET.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    /// Still absent from Swift after the configured wait: the client that wrote it (in
+    /// write-back mode) has not uploaded it.
+    #[error("block {key} is not in Swift after waiting {waited:?}: the client that wrote it has not uploaded it (still staged in its write-back cache?)")]
+    NotUploaded {
+        key: String,
+        waited: std::time::Duration,
+    },
+    #[error("{0}")]
+    Failed(String),
+}
 
 pub struct BlockCache {
     inner: RefCell<Inner>,
@@ -75,9 +89,9 @@ impl BlockCache {
     }
 
     /// The block from the cache, or fetched once however many callers ask at a time.
-    pub async fn get_or_fetch<F>(&self, key: &str, fetch: F) -> Result<Bytes, String>
+    pub async fn get_or_fetch<F>(&self, key: &str, fetch: F) -> Result<Bytes, FetchError>
     where
-        F: FnOnce() -> LocalBoxFuture<'static, Result<Bytes, String>>,
+        F: FnOnce() -> LocalBoxFuture<'static, Result<Bytes, FetchError>>,
     {
         if let Some(b) = self.get(key) {
             return Ok(b);

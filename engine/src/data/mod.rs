@@ -10,5 +10,5 @@
 pub mod blockcache;
 pub mod pending;
 
-pub use blockcache::BlockCache;
+pub use blockcache::{BlockCache, FetchError};
 pub use pending::{PendingSlice, WriteBuffer};

@@ -25,6 +25,7 @@ pub mod tag {
     pub const DELFILE: u8 = b'G';
     pub const LOCK: u8 = b'K';
     pub const RENAME_GEN: u8 = b'R';
+    pub const SLICE_WRITER: u8 = b'W';
 }
 
 /// Builds the keys of one volume. Cheap to clone.
@@ -190,6 +191,21 @@ impl Keys {
 
     pub fn session_range(&self) -> (Vec<u8>, Vec<u8>) {
         let start = self.with(tag::SESSION, 0);
+        let end = prefix_end(&start);
+        (start, end)
+    }
+
+    /// Who allocated the slice ids `[first, end)` (see `Meta::slice_writer`). Keyed by
+    /// `end`, so that the record covering id `x` is the first key after
+    /// `slice_writer(x)`: one ascending range read with limit 1.
+    pub fn slice_writer(&self, end: u64) -> Vec<u8> {
+        let mut k = self.with(tag::SLICE_WRITER, 8);
+        k.extend_from_slice(&end.to_be_bytes());
+        k
+    }
+
+    pub fn slice_writer_range(&self) -> (Vec<u8>, Vec<u8>) {
+        let start = self.with(tag::SLICE_WRITER, 0);
         let end = prefix_end(&start);
         (start, end)
     }

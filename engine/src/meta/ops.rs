@@ -87,6 +87,27 @@ pub struct Meta {
     alloc_lock: tokio::sync::Mutex<()>,
     session: u64,
     lease: i64,
+    /// What the session record says (host, pid), copied into slice-writer records.
+    session_info: String,
+    /// Ends of the slice-id ranges this session allocated (their writer records).
+    slice_ranges: Mutex<Vec<u64>>,
+}
+
+/// The session that allocated a slice id, from its writer record (see
+/// [`Meta::slice_writer`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SliceWriter {
+    pub session: u64,
+    /// The session's description (JSON with host and pid, as given to [`Meta::open`]).
+    pub info: String,
+    /// Whether the session is still registered (its lease alive): still mounted.
+    pub alive: bool,
+}
+
+impl std::fmt::Display for SliceWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "session {:016x} {}", self.session, self.info)
+    }
 }
 
 const INODE_BATCH: u64 = 1024;
@@ -310,6 +331,8 @@ impl Meta {
             alloc_lock: tokio::sync::Mutex::new(()),
             session,
             lease,
+            session_info: session_info.to_string(),
+            slice_ranges: Mutex::new(Vec::new()),
         };
         let (k, info) = (meta.keys.session(session), session_info.as_bytes().to_vec());
         meta.runner
@@ -388,6 +411,15 @@ impl Meta {
                 continue;
             }
             let key = self.keys.counter(which);
+            // Slice ids are recorded with the session taking them, so that a reader who
+            // cannot find a block in Swift can name the client that wrote it.
+            // Record value: first id, session id (8 bytes each, big-endian), session info.
+            let writer = (which == "nextSlice").then(|| {
+                let mut w = self.session.to_be_bytes().to_vec();
+                w.extend_from_slice(self.session_info.as_bytes());
+                w
+            });
+            let keys = self.keys.clone();
             let start = self
                 .runner
                 .run_alone("allocate ids", move |v| {
@@ -402,13 +434,80 @@ impl Meta {
                     };
                     let end = cur.checked_add(batch).ok_or(MetaError::NoSpace)?;
                     v.put(key.clone(), end.to_be_bytes().to_vec());
+                    if let Some(w) = &writer {
+                        let mut value = cur.to_be_bytes().to_vec();
+                        value.extend_from_slice(w);
+                        v.put(keys.slice_writer(end), value);
+                    }
                     Ok(cur)
                 })
                 .await?;
+            if which == "nextSlice" {
+                self.slice_ranges.lock().push(start + batch);
+            }
             let mut r = range.lock();
             r.next = start;
             r.end = start + batch;
         }
+    }
+
+    /// The session that allocated slice id `slice`, from the record written with its
+    /// id range; `None` when there is none (the session ended cleanly, which removes its
+    /// records once everything it wrote is in Swift, or the volume predates the records).
+    pub async fn slice_writer(&self, slice: u64) -> Result<Option<SliceWriter>, MetaError> {
+        let from = self.keys.slice_writer(slice.saturating_add(1));
+        let (_, end) = self.keys.slice_writer_range();
+        let (kvs, _) = self
+            .runner
+            .read("slice writer", |kv| {
+                let (from, end) = (from.clone(), end.clone());
+                async move { kv.range(&from, &end, 1).await }
+            })
+            .await?;
+        let Some(kv) = kvs.first() else {
+            return Ok(None);
+        };
+        let v = &kv.value;
+        if v.len() < 16 {
+            return Err(MetaError::Corrupt("slice writer record".into()));
+        }
+        let first = u64::from_be_bytes(v[..8].try_into().unwrap_or_default());
+        if first > slice {
+            return Ok(None);
+        }
+        let session = u64::from_be_bytes(v[8..16].try_into().unwrap_or_default());
+        let skey = self.keys.session(session);
+        let (alive, _) = self
+            .runner
+            .read("slice writer session", |kv| {
+                let k = vec![skey.clone()];
+                async move { kv.get_many(&k).await }
+            })
+            .await?;
+        Ok(Some(SliceWriter {
+            session,
+            info: String::from_utf8_lossy(&v[16..]).into_owned(),
+            alive: alive.first().is_some_and(|a| a.is_some()),
+        }))
+    }
+
+    /// Removes the writer records of this session's slice ids: call when every block it
+    /// wrote is in Swift (a clean unmount with nothing left staged). A session that ends
+    /// otherwise leaves them, so that readers can still name it.
+    pub async fn forget_slice_writers(&self) -> Result<(), MetaError> {
+        let ends: Vec<u64> = std::mem::take(&mut *self.slice_ranges.lock());
+        for group in ends.chunks(64) {
+            let keys: Vec<Vec<u8>> = group.iter().map(|e| self.keys.slice_writer(*e)).collect();
+            self.runner
+                .run_alone("forget slice writers", move |v| {
+                    for k in &keys {
+                        v.delete(k.clone());
+                    }
+                    Ok(())
+                })
+                .await?;
+        }
+        Ok(())
     }
 
     pub async fn new_inode_number(&self) -> Result<Ino, MetaError> {
