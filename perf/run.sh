@@ -306,7 +306,7 @@ t_settle_one() {
     esac
 }
 # no staged block left in ringfs's write-back staging directory (what `ringfs status` counts)
-ringfs_idle() { [[ -z $(find "$1" -path '*/staging/*' -type f ! -name '*.tmp*' -print -quit 2>/dev/null) ]]; }
+ringfs_idle() { [[ -z $(find "$1" -path '*/staging/*' -type f ! -name '*.tmp*' ! -name lock -print -quit 2>/dev/null) ]]; }
 
 # ---------------------------------------------------------------------------------------
 # targets: t_prepare (once), t_mount, t_umount, t_cold (empty every cache, remount)

@@ -84,12 +84,10 @@ impl Env {
         let mut n = 0;
         if let Ok(rd) = std::fs::read_dir(&self.cache) {
             for vol in rd.flatten() {
-                if let Ok(st) = std::fs::read_dir(vol.path().join("staging")) {
-                    n += st
-                        .flatten()
-                        .filter(|e| !e.file_name().to_string_lossy().contains(".tmp"))
-                        .count();
-                }
+                // One directory per mount under the volume's staging root.
+                let (blocks, _) =
+                    ringfs_engine::cache::staging::backlog_on_disk(&vol.path().join("staging"));
+                n += blocks;
             }
         }
         n

@@ -2115,3 +2115,81 @@ fn a_block_not_yet_uploaded_is_eio_naming_the_writer() {
         "readable once the writer has unmounted (and uploaded)"
     );
 }
+
+/// Block files staged by each mount under `cache` (one entry per mount directory that
+/// holds any), sorted.
+fn staged_per_mount(cache: &Path) -> Vec<usize> {
+    let mut out = Vec::new();
+    for vol in fs::read_dir(cache).into_iter().flatten().flatten() {
+        for dir in fs::read_dir(vol.path().join("staging"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let n = fs::read_dir(dir.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|f| {
+                    let name = f.file_name().to_string_lossy().into_owned();
+                    name != "lock" && !name.contains(".tmp")
+                })
+                .count();
+            if n > 0 {
+                out.push(n);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Two write-back mounts of one volume on one machine share `cache.dir`: each stages into
+/// a directory of its own, the second's start leaves the first's staged block alone, and
+/// each uploads its own blocks when it unmounts.
+#[test]
+fn two_writeback_mounts_sharing_a_cache_dir_keep_their_own_staging() {
+    let cache = Scratch::new("shared-cache");
+    let dir = cache.path().to_string_lossy().into_owned();
+    let env = [
+        ("RINGFS_CACHE_DIR", dir.as_str()),
+        ("RINGFS_CACHE_WRITEBACK", "true"),
+        ("RINGFS_CACHE_UPLOAD_DELAY", "1h"),
+        ("RINGFS_CACHE_UPLOAD_DEADLINE", "2h"),
+    ];
+    let a = Mount::new_with_env("sharedcache", &env);
+    let volume = a.volume.clone();
+    let (da, db) = (Rng::new(51).bytes(200_000), Rng::new(52).bytes(300_000));
+    fs::write(a.join("a"), &da).unwrap();
+    assert_eq!(staged_per_mount(cache.path()), [1], "a's block is staged");
+
+    let b = Mount::attach_with_env(&volume, &env);
+    fs::write(b.join("b"), &db).unwrap();
+    assert_eq!(
+        staged_per_mount(cache.path()),
+        [1, 1],
+        "b started without taking a's block; each has its own"
+    );
+
+    drop(b);
+    assert_eq!(
+        staged_per_mount(cache.path()),
+        [1],
+        "b uploaded only its own block"
+    );
+    drop(a);
+    assert!(
+        staged_per_mount(cache.path()).is_empty(),
+        "a uploaded its block at unmount"
+    );
+
+    let c = Mount::attach(&volume);
+    assert!(
+        fs::read(c.join("a")).unwrap() == da,
+        "a's file, read from Swift"
+    );
+    assert!(
+        fs::read(c.join("b")).unwrap() == db,
+        "b's file, read from Swift"
+    );
+}

@@ -485,9 +485,12 @@ impl Engine {
                     if n > 0 {
                         tracing::info!(blocks = n, bytes, "uploading staged blocks before unmount");
                     }
-                    if let Err(left) = st.drain(s.drain_timeout).await {
-                        all_uploaded = false;
-                        tracing::error!(blocks = left, dir = %st.dir().display(), "staged blocks not uploaded yet; they stay on disk and are uploaded at the next mount");
+                    match st.drain(s.drain_timeout).await {
+                        Ok(()) => st.close(),
+                        Err(left) => {
+                            all_uploaded = false;
+                            tracing::error!(blocks = left, dir = %st.dir().display(), "staged blocks not uploaded yet; they stay on disk and are uploaded at the next mount");
+                        }
                     }
                 }
                 // Every block this session wrote is in Swift: readers no longer need to

@@ -7,7 +7,13 @@
 //!
 //! The staging directory IS the persistent upload queue: file names are the block names,
 //! and slice ids grow monotonically, so ordering by (slice id, block index) uploads the
-//! oldest first. A block older than `cache.upload_deadline` is logged. Staged bytes are
+//! oldest first.
+//!
+//! Each mount stages into a directory of its own under the volume's staging root and
+//! holds an exclusive `flock` on the `lock` file inside it while it runs. Several mounts
+//! of one volume on one machine therefore never touch each other's files, and a mount
+//! that starts adopts the blocks of every directory whose lock it can take: those of a
+//! mount that crashed or was killed (the crash-recovery path). A block older than `cache.upload_deadline` is logged. Staged bytes are
 //! bounded by `cache.staging_limit`: a writer waits for room instead of growing the queue.
 
 use parking_lot::Mutex;
@@ -57,9 +63,15 @@ impl Default for StagingOptions {
     }
 }
 
+/// The lock file of a mount's staging directory.
+const LOCK: &str = "lock";
+
 /// The staging area of one volume on this client.
 pub struct Staging {
+    /// This mount's own directory under the volume's staging root.
     dir: PathBuf,
+    /// Holds the `flock` that tells other mounts this directory is alive.
+    _lock: std::fs::File,
     store: Arc<dyn ObjectStore>,
     queue: Mutex<BTreeMap<(u64, u32), Entry>>,
     inflight: Mutex<HashSet<(u64, u32)>>,
@@ -90,17 +102,21 @@ fn parse_name(name: &str) -> Option<(u64, u32, u32)> {
 }
 
 impl Staging {
-    /// Opens (creating) the staging directory and queues every block left there by a
-    /// previous run — the crash-recovery path. Temporary files (writes that never
-    /// completed) are removed: their slices were never committed.
+    /// Creates this mount's directory under `root` (the volume's staging root), moves
+    /// into it the blocks of every mount that is gone, and queues them: the
+    /// crash-recovery path. Temporary files (writes that never completed) are removed:
+    /// their slices were never committed.
     pub fn open(
-        dir: PathBuf,
+        root: PathBuf,
         store: Arc<dyn ObjectStore>,
         opts: StagingOptions,
     ) -> std::io::Result<Arc<Self>> {
-        std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(&root)?;
+        let (dir, lock) = claim_dir(&root)?;
+        adopt_orphans(&root, &dir)?;
         let s = Staging {
             dir,
+            _lock: lock,
             store,
             queue: Mutex::new(BTreeMap::new()),
             inflight: Mutex::new(HashSet::new()),
@@ -149,6 +165,18 @@ impl Staging {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Removes this mount's directory if nothing but its lock is left in it (after a
+    /// drain that uploaded everything). Anything else stays for the next mount to adopt.
+    pub fn close(&self) {
+        let only_lock = std::fs::read_dir(&self.dir)
+            .map(|rd| rd.flatten().all(|e| e.file_name() == LOCK))
+            .unwrap_or(false);
+        if only_lock {
+            let _ = std::fs::remove_file(self.dir.join(LOCK));
+            let _ = std::fs::remove_dir(&self.dir);
+        }
     }
 
     /// Where block `key` is staged.
@@ -398,17 +426,108 @@ impl Staging {
     }
 }
 
-/// (blocks, bytes) staged in a staging directory, read from disk (for `ringfs status`).
-pub fn backlog_on_disk(dir: &Path) -> (usize, u64) {
+fn flock_exclusive(f: &std::fs::File) -> std::io::Result<()> {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: flock on a file descriptor this function borrows; no memory is involved.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Creates and locks this mount's staging directory. It is built under a dot-name and
+/// renamed into place with its lock held, so no other mount ever sees it unlocked.
+fn claim_dir(root: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let name = format!("m{}-{stamp:x}", std::process::id());
+    let building = root.join(format!(".{name}"));
+    std::fs::create_dir(&building)?;
+    let lock = std::fs::File::create(building.join(LOCK))?;
+    flock_exclusive(&lock)?;
+    let dir = root.join(&name);
+    std::fs::rename(&building, &dir)?;
+    std::fs::File::open(root)?.sync_all()?;
+    Ok((dir, lock))
+}
+
+/// Moves into `dir` the blocks no running mount owns: files directly under `root` (the
+/// layout before per-mount directories) and the contents of every per-mount directory
+/// whose lock can be taken (or that has none). Temporary files there are removed.
+fn adopt_orphans(root: &Path, dir: &Path) -> std::io::Result<()> {
+    let mut moved = false;
+    for entry in std::fs::read_dir(root)?.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if path == dir || name.starts_with('.') {
+            continue; // ours, or a directory another mount is setting up
+        }
+        if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            let lock = std::fs::File::open(path.join(LOCK)).ok();
+            if let Some(l) = &lock {
+                if flock_exclusive(l).is_err() {
+                    continue; // its mount is running
+                }
+            }
+            // Another mount that got here first may have emptied and removed it already.
+            for file in std::fs::read_dir(&path).into_iter().flatten().flatten() {
+                if file.file_name() != LOCK {
+                    moved |= adopt_file(&file.path(), dir);
+                }
+            }
+            let _ = std::fs::remove_file(path.join(LOCK));
+            let _ = std::fs::remove_dir(&path);
+        } else {
+            moved |= adopt_file(&path, dir);
+        }
+    }
+    if moved {
+        std::fs::File::open(dir)?.sync_all()?;
+        std::fs::File::open(root)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// A temporary file is removed; anything else moves into `dir` (blocks to upload, and
+/// files kept for inspection such as `.corrupt` ones). True if something moved.
+fn adopt_file(path: &Path, dir: &Path) -> bool {
+    let Some(name) = path.file_name() else {
+        return false;
+    };
+    if name.to_string_lossy().contains(".tmp") {
+        let _ = std::fs::remove_file(path);
+        return false;
+    }
+    match std::fs::rename(path, dir.join(name)) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "could not take over a staged file");
+            false
+        }
+    }
+}
+
+/// (blocks, bytes) staged under a volume's staging root by all its mounts on this
+/// machine, read from disk (for `ringfs status`).
+pub fn backlog_on_disk(root: &Path) -> (usize, u64) {
     let mut n = 0;
     let mut bytes = 0;
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
+    let mut count = |dir: &Path| {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let name = e.file_name().to_string_lossy().to_string();
             if let Some((_, _, len)) = parse_name(&name) {
                 n += 1;
                 bytes += len as u64;
             }
+        }
+    };
+    count(root);
+    for e in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            count(&e.path());
         }
     }
     (n, bytes)
@@ -456,8 +575,55 @@ mod tests {
             }
             tokio::spawn(s.clone().run());
             s.drain(Duration::from_secs(10)).await.unwrap();
+            s.close();
         });
         store
+    }
+
+    /// Two mounts of one volume on one machine: a running mount's staged and temporary
+    /// files are never touched by another that starts; once it is gone (its lock
+    /// released, as by a crash), the next mount adopts its blocks and drops its temporaries.
+    #[test]
+    fn a_running_mounts_files_are_left_alone_and_a_dead_ones_adopted() {
+        let root = std::env::temp_dir().join(format!("ringfs-staging-{}", uuid::Uuid::new_v4()));
+        let store: Arc<MemoryStore> = Arc::new(MemoryStore::new());
+        let open = || {
+            let opts = StagingOptions {
+                delay: Duration::from_secs(3600),
+                ..Default::default()
+            };
+            Staging::open(root.clone(), store.clone(), opts).unwrap()
+        };
+        let a = open();
+        let key = stage_abc(&a, 50);
+        let tmp = a.dir().join("51_0_3.tmp77");
+        std::fs::write(&tmp, b"half").unwrap();
+
+        let b = open();
+        assert_ne!(a.dir(), b.dir());
+        assert_eq!(b.backlog(), (0, 0), "b takes nothing of a running mount");
+        assert!(
+            a.path_for(&key).exists() && tmp.exists(),
+            "a's files are untouched"
+        );
+        assert_eq!(
+            backlog_on_disk(&root),
+            (1, 3),
+            "status counts every mount's blocks"
+        );
+
+        let a_dir = a.dir().to_path_buf();
+        drop(a); // the process ends: its lock goes with it
+        let c = open();
+        assert_eq!(c.backlog(), (1, 3), "c adopts a's block");
+        assert!(c.is_staged(&key) && c.path_for(&key).exists());
+        assert!(
+            !a_dir.exists() && !tmp.exists(),
+            "a's directory and temporary are gone"
+        );
+        assert_eq!(b.backlog(), (0, 0));
+        drop((b, c));
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
