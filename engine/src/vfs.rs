@@ -695,7 +695,14 @@ pub struct Worker {
     disk: Rc<dyn crate::io::IoEngine>,
     /// This worker, for tasks it spawns on its own thread (background flushes).
     me: Weak<Worker>,
+    /// Chunks being compacted by this worker (one compaction per chunk at a time).
+    compacting: RefCell<std::collections::HashSet<(Ino, u32)>>,
 }
+
+/// A chunk holding more slice references than this after a commit is compacted in the
+/// background (the planner's own bound): reads stay a few block fetches, and a chunk's
+/// value in etcd stays a few KiB instead of growing by 25 bytes with every fsync'd append.
+const COMPACT_ABOVE: usize = 256;
 
 /// POSIX ACLs are not supported (permissions are the mode bits, checked by the kernel):
 /// their xattrs get EOPNOTSUPP, as on a file system mounted without ACL support, instead
@@ -792,6 +799,7 @@ impl Worker {
             cache,
             disk,
             me: me.clone(),
+            compacting: RefCell::new(Default::default()),
         })
     }
 
@@ -1483,7 +1491,15 @@ impl Worker {
         }
         let mut attr = None;
         for group in commits.chunks(meta::ops::MAX_SLICES_PER_COMMIT) {
-            let a = self.meta().commit_slices(ino, group.to_vec(), end).await?;
+            let (a, counts) = self
+                .meta()
+                .commit_slices_counted(ino, group.to_vec(), end)
+                .await?;
+            for (chunk, refs) in counts {
+                if refs > COMPACT_ABOVE {
+                    self.spawn_compaction(ino, chunk);
+                }
+            }
             if let Some(f) = self.files.borrow_mut().get_mut(&ino) {
                 f.changes += 1;
                 for (c, r) in group {
@@ -1495,6 +1511,86 @@ impl Worker {
             attr = Some(a);
         }
         attr.ok_or_else(|| errno(libc::EIO, "nothing committed"))
+    }
+
+    /// Compacts chunk `chunk` of `ino` in a local task, unless it is being compacted.
+    fn spawn_compaction(&self, ino: Ino, chunk: u32) {
+        let Some(me) = self.me.upgrade() else { return };
+        if !self.compacting.borrow_mut().insert((ino, chunk)) {
+            return;
+        }
+        tokio::task::spawn_local(async move {
+            if let Err(e) = me.compact_chunk(ino, chunk).await {
+                tracing::info!(ino, chunk, error = %e, "chunk compaction skipped; retried after more commits");
+            }
+            me.compacting.borrow_mut().remove(&(ino, chunk));
+        });
+    }
+
+    /// Rewrites a fragmented chunk as `layout::plan_compaction` says: re-pointing its
+    /// references, or reading the fragmented range and storing it as one new slice
+    /// (uploaded to Swift before it is committed, whatever `cache.writeback` says). The
+    /// new list replaces the one read, keeping references appended meanwhile; if the
+    /// chunk changed otherwise, nothing is replaced (the new slice's objects are left).
+    ///
+    /// The slices no longer referenced stay in Swift: another client may still hold the
+    /// old list and read them (deleting them safely needs a grace period; not done yet).
+    async fn compact_chunk(&self, ino: Ino, chunk: u32) -> FsResult<()> {
+        let refs = self.meta().read_chunk(ino, chunk).await?;
+        if refs.len() <= COMPACT_ABOVE {
+            return Ok(());
+        }
+        let new = match layout::plan_compaction(&refs) {
+            layout::CompactionPlan::Noop => return Ok(()),
+            layout::CompactionPlan::Rewrite { refs } => refs,
+            layout::CompactionPlan::Merge(plan) => {
+                let mut data = vec![0u8; plan.len() as usize];
+                let mut reads = Vec::new();
+                let mut at = 0usize;
+                for seg in &plan.segments {
+                    if let Segment::Data {
+                        id,
+                        size,
+                        slice_off,
+                        len,
+                    } = *seg
+                    {
+                        reads.push((at, id, size, slice_off, len));
+                    }
+                    at += seg.len() as usize;
+                }
+                let fetched =
+                    join_all(reads.iter().map(|&(_, id, size, off, len)| {
+                        self.read_slice(id, size, off, len, false)
+                    }))
+                    .await;
+                for ((at, ..), bytes) in reads.iter().zip(fetched) {
+                    let bytes = bytes?;
+                    data[*at..*at + bytes.len()].copy_from_slice(&bytes);
+                }
+                let data = Bytes::from(data);
+                let id = self.meta().new_slice_id().await?;
+                let bs = self.shared.block_size as u32;
+                try_join_all(layout::split_into_blocks(plan.len(), bs).map(|(k, r)| {
+                    let key = layout::block_key(id, k, r.end - r.start);
+                    let body = data.slice(r.start as usize..r.end as usize);
+                    let store = self.shared.store.clone();
+                    async move { store.put(&key, body).await }
+                }))
+                .await?;
+                plan.apply(id)
+            }
+        };
+        let (before, after) = (refs.len(), new.len());
+        self.meta().replace_chunk(ino, chunk, refs, new).await?;
+        // The cached list still reads right (its slices stay), but is dropped so the next
+        // read takes the short one; a commit made during the await may already be in
+        // etcd after the replaced value, so the value written is not cached either.
+        if let Some(f) = self.files.borrow_mut().get_mut(&ino) {
+            f.chunks.remove(&chunk);
+        }
+        tracing::debug!(ino, chunk, before, after, "chunk compacted");
+        Ok(())
     }
 
     async fn stage_blocks(

@@ -568,6 +568,54 @@ async fn slice_ids_name_their_writing_session() {
     );
 }
 
+/// A compaction replaces the list it read and keeps what was appended since; it gives up
+/// (`Busy`) when the chunk was truncated away meanwhile, never resurrecting it.
+#[tokio::test]
+async fn replace_chunk_keeps_appends_made_during_compaction() {
+    use ringfs_engine::layout::SliceRef;
+    let m = fresh_meta("compact").await;
+    let f = mkfile(&m, ROOT_INO, "f").await;
+    for (i, id) in (0..4u32).zip(2001u64..) {
+        m.commit_slices(
+            f.ino,
+            vec![(0, SliceRef::new(i * 10, id, 10))],
+            (i as u64 + 1) * 10,
+        )
+        .await
+        .unwrap();
+    }
+    let read = m.read_chunk(f.ino, 0).await.unwrap();
+    // A write lands between the read and the replacement.
+    m.commit_slices(f.ino, vec![(0, SliceRef::new(40, 2005, 10))], 50)
+        .await
+        .unwrap();
+    let merged = vec![SliceRef::new(0, 3000, 40)];
+    let written = m
+        .replace_chunk(f.ino, 0, read.clone(), merged)
+        .await
+        .unwrap();
+    let ids: Vec<u64> = written.iter().map(|r| r.id).collect();
+    assert_eq!(
+        ids,
+        [3000, 2005],
+        "the merged slice, then the append made meanwhile"
+    );
+    assert_eq!(m.read_chunk(f.ino, 0).await.unwrap(), written);
+
+    // Truncated to zero meanwhile: the chunk key is gone and stays gone.
+    let now = m.read_chunk(f.ino, 0).await.unwrap();
+    let set = SetAttr {
+        size: Some(0),
+        ..Default::default()
+    };
+    m.setattr(f.ino, set).await.unwrap();
+    let r = m
+        .replace_chunk(f.ino, 0, now, vec![SliceRef::new(0, 3001, 50)])
+        .await;
+    assert!(matches!(r, Err(MetaError::Busy(_))), "{r:?}");
+    assert!(m.read_chunk(f.ino, 0).await.unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn rmdir_racing_create_never_orphans() {
     let m = Arc::new(fresh_meta("rmrace").await);

@@ -1240,6 +1240,17 @@ impl Meta {
         slices: Vec<(u32, SliceRef)>,
         end: u64,
     ) -> Result<Attr, MetaError> {
+        Ok(self.commit_slices_counted(ino, slices, end).await?.0)
+    }
+
+    /// [`Self::commit_slices`], also returning how many refs each chunk it appended to
+    /// holds now, so that the caller can compact a fragmented one.
+    pub async fn commit_slices_counted(
+        &self,
+        ino: Ino,
+        slices: Vec<(u32, SliceRef)>,
+        end: u64,
+    ) -> Result<(Attr, Vec<(u32, usize)>), MetaError> {
         if slices.len() > MAX_SLICES_PER_COMMIT {
             return Err(MetaError::Internal(format!(
                 "{} slices in one commit",
@@ -1275,16 +1286,18 @@ impl Meta {
                         fetched.next().flatten()
                     });
                 }
-                let mut pending: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = Default::default();
-                for ((key, (_, s)), cur) in chunk_keys.iter().zip(slices.iter()).zip(vals) {
-                    let buf = pending.entry(key.clone()).or_insert_with(|| {
+                let mut pending: std::collections::BTreeMap<u32, Vec<u8>> = Default::default();
+                for ((i, s), cur) in slices.iter().zip(vals) {
+                    let buf = pending.entry(*i).or_insert_with(|| {
                         cur.map(|b| b.to_vec())
                             .unwrap_or_else(|| layout::encode_chunk(&[]))
                     });
                     layout::append_encoded(buf, s);
                 }
-                for (k, val) in pending {
-                    v.put(k, val);
+                let mut counts = Vec::with_capacity(pending.len());
+                for (i, val) in pending {
+                    counts.push((i, layout::max_refs_for_budget(val.len())));
+                    v.put(keys.chunk(ino, i), val);
                 }
                 if end > a.size {
                     a.size = end;
@@ -1292,34 +1305,36 @@ impl Meta {
                 a.mtime = v.now;
                 a.ctime = v.now;
                 v.put(keys.attr(ino), a.encode());
-                Ok(a)
+                Ok((a, counts))
             })
             .await
     }
 
-    /// Replaces a chunk's references (compaction). Fails with `Busy` if the chunk changed
-    /// since `expected` was read, so a concurrent write is never lost.
+    /// Replaces the refs `expected` of a chunk, as read before, with `new`, their
+    /// compacted equivalent. Refs appended since (writes committed meanwhile, newer than
+    /// everything compacted) are kept after `new` (`layout::rebase_compacted`), so a
+    /// concurrent write is never lost. Fails with `Busy` if the chunk changed otherwise
+    /// (truncated, deleted, compacted elsewhere). Returns the chunk's refs as written.
     pub async fn replace_chunk(
         &self,
         ino: Ino,
         index: u32,
         expected: Vec<SliceRef>,
         new: Vec<SliceRef>,
-    ) -> Result<(), MetaError> {
+    ) -> Result<Vec<SliceRef>, MetaError> {
         let key = self.keys.chunk(ino, index);
+        let base = layout::encode_chunk(&expected);
         self.runner
             .run("compact chunk", move |v| {
-                let cur = match v.get(&key)? {
-                    Some(b) => {
-                        layout::decode_chunk(&b).map_err(|e| MetaError::Corrupt(e.to_string()))?
-                    }
-                    None => Vec::new(),
-                };
-                if cur != expected {
-                    return Err(MetaError::Busy("chunk changed during compaction".into()).into());
-                }
-                v.put(key.clone(), layout::encode_chunk(&new));
-                Ok(())
+                let cur = v
+                    .get(&key)?
+                    .ok_or_else(|| MetaError::Busy("chunk deleted during compaction".into()))?;
+                let val = layout::rebase_compacted(&base, &new, &cur)
+                    .ok_or_else(|| MetaError::Busy("chunk changed during compaction".into()))?;
+                let refs = layout::decode_chunk(&val)
+                    .map_err(|e| MetaError::Corrupt(format!("chunk {ino}/{index}: {e}")))?;
+                v.put(key.clone(), val);
+                Ok(refs)
             })
             .await
     }
