@@ -83,10 +83,10 @@ if ((QUICK)); then
     RAND_SECS=2          # 4 KiB random read, time based
     WARM_SECS=2          # warm sequential read, time based (the file again and again)
     SMALL_FILES=100      # files per pass of a small-file phase (split over the threads)
-    LS_ENTRIES=1500      # entries in the ls -l directory
+    LS_ENTRIES=1000      # entries in the ls -l directory
     TAR_FILES=200        # files in the tarball
-    MIN_SECS=1           # a sample's timed part is repeated up to this ...
-    REPEAT_SECS=1.5      # ... while the sample's wall time (with the untimed resets) stays under this
+    MIN_SECS=0.8         # a sample's timed part is repeated up to this ...
+    REPEAT_SECS=1.2      # ... while the sample's wall time (with the untimed resets) stays under this
     STEP_TIMEOUT=300     # any single step (a fio run, an unpack, a mount)
 else
     MODE=full
