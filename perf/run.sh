@@ -117,7 +117,15 @@ NEED_SERVICES=0
 for t in "${TARGETS[@]}"; do [[ $t == ext4 ]] || NEED_SERVICES=1; done
 mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
-SERVICES_DIR=$WORK/services
+# DATA: where everything the targets store locally lives (services, caches, the ext4
+# target); the run's own file system once own_fs_up has mounted it (below)
+DATA=$WORK
+SERVICES_DIR=$DATA/services
+OWN_FS=${PERF_OWN_FS:-1}
+[[ $OWN_FS == [01] ]] || die "PERF_OWN_FS must be 0 or 1 (got '$OWN_FS')"
+((QUICK)) && FS_GIB=16 || FS_GIB=48
+FS_GIB=${PERF_FS_GIB:-$FS_GIB}
+[[ $FS_GIB =~ ^[1-9][0-9]*$ ]] || die "PERF_FS_GIB must be a positive integer (got '$FS_GIB')"
 # one run per work dir at a time (the targets, the services and the mount points are shared)
 if [[ -f $WORK/run.pid ]]; then
     other=$(cat "$WORK/run.pid" 2>/dev/null || true)
@@ -137,7 +145,7 @@ RUNID=$(date +%m%d%H%M%S)
 RUNDIR=$WORK/runs/$RUNID
 RAW=$RUNDIR/raw.jsonl
 rm -f "$OUT"/{results.md,results.json,chart.png,machine.md,loadavg.log,run.log}
-mkdir -p "$WORK"/{mnt,cache,log,tmp} "$RUNDIR"
+mkdir -p "$WORK"/{mnt,log,tmp} "$RUNDIR"
 RUN_T0=$(now) BUILD_SECS=0
 : >"$RAW"
 : >"$RUNDIR/steps.jsonl"
@@ -149,7 +157,7 @@ note() { NOTES+=("$*"); log "note: $*"; }
 # cleanup: unmount what we mounted, stop what we started (by pid), stop the services
 # ---------------------------------------------------------------------------------------
 declare -A MOUNTED=() PIDS=() FAILED=()
-SAMPLER_PID="" SERVICES_STARTED=0 SUCCESS=0
+SAMPLER_PID="" SERVICES_STARTED=0 SUCCESS=0 LOOPDEV=""
 
 pid_matches() {  # PID MNT: pid alive, not a zombie, and its command line names MNT
     local pid=$1 mnt=$2 state
@@ -213,6 +221,7 @@ cleanup() {
             "$REPO/scripts/services.sh" down --dir "$SERVICES_DIR" >/dev/null 2>>"$WORK/log/services.log"
         fi
     fi
+    own_fs_down
     ((rc == 0)) || log "failed (exit $rc); logs in $WORK/log and $RUNDIR"
     [[ $(cat "$WORK/run.pid" 2>/dev/null) == "$$" ]] && rm -f "$WORK/run.pid"
     exit "$rc"
@@ -220,6 +229,43 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# ---------------------------------------------------------------------------------------
+# the run's own file system
+# ---------------------------------------------------------------------------------------
+# The services' data (etcd's WAL, Swift's objects), the clients' caches and the ext4
+# target live on an ext4 file system of the run's own, made afresh for every run: a loop
+# device (direct I/O) over the sparse file WORK/fs.img, mounted without online discard.
+# Why: a root file system mounted with `discard` (this VM's is) issues the discards of
+# every freed block at its next journal commit, and an fsync or a create that meets such
+# a commit stalls. Any delete (Swift replacing an object, a cache evicting, the
+# small-file unlinks) then lands as a stall in whichever sample comes next: on the idle
+# VM, one pass of 100 file creates on / took 6 to 90 ms, on the run's own file system
+# 3.3 to 4.2 ms (perf/README.md, "Noise"). A fresh file system also gives every run the
+# same starting state. PERF_OWN_FS=0 keeps everything in WORK instead.
+own_fs_up() {
+    local img=$WORK/fs.img mnt=$WORK/fs avail
+    mkdir -p "$mnt"
+    is_mounted "$mnt" && { log "$mnt is still mounted (a previous run was killed?): unmounting it"; umount "$mnt" || return 1; }
+    command -v losetup >/dev/null && command -v mkfs.ext4 >/dev/null || { log "no losetup or mkfs.ext4"; return 1; }
+    rm -f "$img"
+    avail=$(df -k --output=avail "$WORK" | tail -n 1)
+    ((avail / 1048576 >= FS_GIB / 2)) || { log "only $((avail / 1048576)) GiB free in $WORK for a $FS_GIB GiB file system (PERF_FS_GIB)"; return 1; }
+    truncate -s "${FS_GIB}G" "$img" || return 1
+    LOOPDEV=$(losetup --direct-io=on --find --show "$img") || { LOOPDEV=""; return 1; }
+    # inode tables and journal written now, not by a lazy-init thread during the run
+    mkfs.ext4 -q -F -L ringfs-perf -E lazy_itable_init=0,lazy_journal_init=0,nodiscard "$LOOPDEV" || return 1
+    mount -o nodiscard "$LOOPDEV" "$mnt" || return 1
+    DATA=$mnt
+}
+own_fs_down() {
+    local mnt=$WORK/fs
+    is_mounted "$mnt" && { umount "$mnt" || umount -l "$mnt"; }
+    [[ -n $LOOPDEV ]] && losetup -d "$LOOPDEV" 2>/dev/null
+    LOOPDEV=""
+    ((KEEP)) || rm -f "$WORK/fs.img"
+    return 0
+}
 
 # ---------------------------------------------------------------------------------------
 # tools: peers from PyPI, chart library, fio
@@ -302,7 +348,7 @@ t_settle_one() {
     case $t in
         juicefs|juicefs-wb) wait_until "$STEP_TIMEOUT" "$t uploads" jfs_idle "$mnt" ;;
         rclone) POLL=0.3 wait_until "$STEP_TIMEOUT" "rclone uploads" rclone_idle ;;  # an rc call per poll
-        ringfs) wait_until "$STEP_TIMEOUT" "ringfs uploads" ringfs_idle "$WORK/cache/ringfs" ;;
+        ringfs) wait_until "$STEP_TIMEOUT" "ringfs uploads" ringfs_idle "$DATA/cache/ringfs" ;;
     esac
 }
 # no staged block left in ringfs's write-back staging directory (what `ringfs status` counts)
@@ -311,15 +357,15 @@ ringfs_idle() { [[ -z $(find "$1" -path '*/staging/*' -type f ! -name '*.tmp*' !
 # ---------------------------------------------------------------------------------------
 # targets: t_prepare (once), t_mount, t_umount, t_cold (empty every cache, remount)
 # ---------------------------------------------------------------------------------------
-t_dir() { [[ $1 == ext4 ]] && echo "$WORK/ext4/p" || echo "$WORK/mnt/$1/p"; }
+t_dir() { [[ $1 == ext4 ]] && echo "$DATA/ext4/p" || echo "$WORK/mnt/$1/p"; }
 
 t_prepare() {
     local t=$1
     case $t in
         ext4)
-            mkdir -p "$WORK/ext4"
-            rm -rf "$WORK/ext4/p"
-            local fs; fs=$(stat -f -c %T "$WORK/ext4")
+            mkdir -p "$DATA/ext4"
+            rm -rf "$DATA/ext4/p"
+            local fs; fs=$(stat -f -c %T "$DATA/ext4")
             [[ $fs == ext2/ext3 ]] || note "the local 'ext4' target is on a $fs file system"
             ;;
         ringfs)
@@ -352,7 +398,7 @@ t_prepare() {
 jfs_meta() { local v="JFS_META_${1//-/_}"; echo "${!v}"; }
 
 t_mount() {
-    local t=$1 mnt=$WORK/mnt/$1 cache=$WORK/cache/$1 out
+    local t=$1 mnt=$WORK/mnt/$1 cache=$DATA/cache/$1 out
     [[ $t == ext4 ]] && { mkdir -p "$(t_dir ext4)"; return 0; }
     mkdir -p "$mnt" "$cache"
     is_mounted "$mnt" && die "$mnt is already mounted (a previous run left it?): unmount it first"
@@ -409,7 +455,7 @@ t_cold() {  # every cache of TARGET emptied: its own (unmount, delete cache dir)
     t_settle "$t" || return 1
     if [[ $t != ext4 ]]; then
         t_umount "$t" || return 1
-        rm -rf "${WORK:?}/cache/$t"
+        rm -rf "${DATA:?}/cache/$t"
         t_mount "$t" || return 1
     fi
     drop_caches
@@ -678,6 +724,17 @@ ensure_tools
 ( while :; do echo "$(date +%s) $(cut -d' ' -f1-3 /proc/loadavg)"; sleep 5; done ) >"$OUT/loadavg.log" &
 SAMPLER_PID=$!
 
+if ((OWN_FS)); then
+    if own_fs_up 2>>"$WORK/log/own-fs.log"; then
+        log "own file system: $LOOPDEV ($FS_GIB GiB, ext4, nodiscard) on $DATA"
+    else
+        own_fs_down
+        note "the run's own file system could not be set up (see $WORK/log/own-fs.log); services, caches and the ext4 target are in $WORK"
+    fi
+fi
+SERVICES_DIR=$DATA/services
+mkdir -p "$DATA/cache"
+
 if ((NEED_SERVICES)); then
     log "starting services in $SERVICES_DIR"
     SERVICES_STARTED=1
@@ -783,7 +840,7 @@ GIT_REV=$(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
     echo "- CPU: ${CPU_MODEL:-unknown}"
     echo "- kernel: $(uname -srm)"
     echo "- load average during the run: ${LOADSTATS:-not sampled}"
-    echo "- ext4 target and caches on: $(df -hT "$WORK" | awk 'NR == 2 { print $1, $2, $3 " total" }')"
+    echo "- ext4 target, caches and services' data on: $(df -hT "$DATA" | awk 'NR == 2 { print $1, $2, $3 " total" }') ($(awk -v m="$DATA" '$2 == m { print $4 }' /proc/mounts))${LOOPDEV:+, a loop device (direct I/O) over $WORK/fs.img on $(df -hT "$WORK" | awk 'NR == 2 { print $1, $2 }') ($(findmnt -n -o OPTIONS -T "$WORK"))}"
     echo "- ringfs: $GIT_REV; $(juicefs version 2>/dev/null | head -n 1); $(rclone version 2>/dev/null | head -n 1); $(fio --version)"
     echo
     echo '```'

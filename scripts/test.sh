@@ -53,6 +53,21 @@ run_suite() {
 
 run_suite workspace cargo test --workspace --no-fail-fast
 
+# The perf harness's own logic (perf/lib: per-repetition ratios, run agreement): Python
+# unit tests, counted from unittest's "Ran N tests" and "failures=/errors=" lines.
+echo "== perf-lib" >&2
+if python3 -m unittest discover -s "$REPO/perf/lib" -p 'test_*.py' >"$LOG/perf-lib.log" 2>&1; then
+  echo "   ok" >&2
+else
+  echo "   FAILED (log: $LOG/perf-lib.log)" >&2
+  tail -n 40 "$LOG/perf-lib.log" >&2
+  suites_failed+=("perf-lib")
+fi
+ran=$(awk '/^Ran [0-9]+ tests?/ { n = $2 } END { print n + 0 }' "$LOG/perf-lib.log")
+bad=$(grep -oE '(failures|errors)=[0-9]+' "$LOG/perf-lib.log" | awk -F= '{ s += $2 } END { print s + 0 }')
+passed=$((passed + ran - bad))
+failed=$((failed + bad))
+
 echo "== services (keystone)" >&2
 if KCONF="$("$REPO/scripts/services.sh" up --dir "$KSVC" --auth keystone | tail -n1)"; then
   run_suite swift-keystone env RINGFS_TEST_CONF="$KCONF" cargo test -p ringfs-swift --no-fail-fast

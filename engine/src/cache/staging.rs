@@ -137,6 +137,9 @@ impl Staging {
         for entry in std::fs::read_dir(&s.dir)? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().to_string();
+            if name == LOCK {
+                continue;
+            }
             if name.contains(".tmp") {
                 let _ = std::fs::remove_file(entry.path());
                 continue;
