@@ -748,6 +748,33 @@ fn xattrs() {
     );
 }
 
+/// `fuse.xattr = false`: every xattr call fails with EOPNOTSUPP (the kernel turns the
+/// ENOSYS into that and stops asking), files and data are untouched, and a mount with
+/// the default (xattrs on) still stores and reads them.
+#[test]
+fn xattrs_can_be_switched_off() {
+    let off = Mount::new_with_env("xattr-off", &[("RINGFS_FUSE_XATTR", "false")]);
+    let p = off.join("f");
+    fs::write(&p, b"data").unwrap();
+    for _ in 0..2 {
+        // twice: the second call is answered by the kernel without a round trip
+        assert_eq!(errno_of(getxattr(&p, "security.selinux")), libc::EOPNOTSUPP);
+    }
+    assert_eq!(
+        errno_of(setxattr(&p, "user.a", b"one", 0)),
+        libc::EOPNOTSUPP
+    );
+    assert_eq!(errno_of(listxattr(&p)), libc::EOPNOTSUPP);
+    assert_eq!(errno_of(removexattr(&p, "user.a")), libc::EOPNOTSUPP);
+    assert_eq!(fs::read(&p).unwrap(), b"data");
+
+    let on = Mount::attach(&off.volume);
+    let q = on.join("f");
+    setxattr(&q, "user.a", b"one", 0).unwrap();
+    assert_eq!(getxattr(&q, "user.a").unwrap(), b"one");
+    assert_eq!(fs::read(&q).unwrap(), b"data");
+}
+
 #[test]
 fn statfs_and_access() {
     let m = Mount::new("statfs");

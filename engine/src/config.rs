@@ -432,6 +432,11 @@ pub struct FuseConfig {
     pub read_ahead: ByteSize,
     /// File system name shown in `mount` / `df`.
     pub fsname: String,
+    /// Extended attributes. `false` answers every xattr request with ENOSYS, which
+    /// the kernel remembers for the mount: `ls -l` (`security.selinux`, every
+    /// entry) and writes (`security.capability`) then cost no round trip. JuiceFS's
+    /// default (`--enable-xattr` is off).
+    pub xattr: bool,
 }
 
 impl Default for FuseConfig {
@@ -446,6 +451,7 @@ impl Default for FuseConfig {
             max_write: ByteSize::mib(1),
             read_ahead: ByteSize::mib(1),
             fsname: "ringfs".to_owned(),
+            xattr: true,
         }
     }
 }

@@ -140,6 +140,7 @@ pub struct FuseOptions {
     pub default_permissions: bool,
     pub fsname: String,
     pub read_ahead: u32,
+    pub xattr: bool,
 }
 
 impl FuseOptions {
@@ -154,6 +155,7 @@ impl FuseOptions {
             default_permissions: c.fuse.default_permissions,
             fsname: c.fuse.fsname.clone(),
             read_ahead: c.fuse.read_ahead.0.min(u32::MAX as u64) as u32,
+            xattr: c.fuse.xattr,
         }
     }
 }
@@ -426,12 +428,26 @@ impl Engine {
     /// seen without xattrs): the FUSE thread replies at once, without the worker hop
     /// (`ls -l` asks two of these per entry).
     pub fn getxattr_here(&self, ino: Ino, name: &[u8]) -> Option<FsError> {
+        if let Some(e) = self.xattrs_off() {
+            return Some(e);
+        }
         if let Err(e) = refuse_acl(name) {
             return Some(e);
         }
         self.shared
             .surely_no_xattrs(ino)
             .then(|| errno(libc::ENODATA, "no such xattr"))
+    }
+
+    /// With `fuse.xattr = false` every xattr request is refused with ENOSYS, answered
+    /// on the session thread; the kernel then stops sending them for this mount.
+    pub fn xattrs_off(&self) -> Option<FsError> {
+        (!self.fuse.xattr).then(|| {
+            errno(
+                libc::ENOSYS,
+                "extended attributes are off (fuse.xattr = false)",
+            )
+        })
     }
 
     pub fn fuse_options(&self) -> &FuseOptions {

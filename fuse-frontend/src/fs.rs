@@ -489,6 +489,9 @@ impl Filesystem for RingFs {
         position: u32,
         reply: ReplyEmpty,
     ) {
+        if let Some(e) = self.engine.xattrs_off() {
+            return reply.fail("setxattr", ino.0, &e);
+        }
         let (ctx, name, value) = (req_ctx(req), owned(name), value.to_vec());
         queue!(self, setxattr, ino.0, reply, reply_ok, |w| w.setxattr(&ctx, ino.0, &name, &value, flags, position));
     }
@@ -502,10 +505,16 @@ impl Filesystem for RingFs {
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        if let Some(e) = self.engine.xattrs_off() {
+            return reply.fail("listxattr", ino.0, &e);
+        }
         queue!(self, listxattr, ino.0, reply, reply_xattr(size), |w| w.listxattr(ino.0));
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        if let Some(e) = self.engine.xattrs_off() {
+            return reply.fail("removexattr", ino.0, &e);
+        }
         let name = owned(name);
         queue!(self, removexattr, ino.0, reply, reply_ok, |w| w.removexattr(ino.0, &name));
     }

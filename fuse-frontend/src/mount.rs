@@ -520,6 +520,7 @@ mod tests {
             default_permissions: true,
             fsname: "vol1".into(),
             read_ahead: 1 << 20,
+            xattr: true,
         }
     }
 

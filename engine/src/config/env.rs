@@ -161,7 +161,7 @@ pub(crate) static SECTIONS: &[Section] = &[
     ]),
     section!(fuse: [
         allow_other, default_permissions, attr_ttl, entry_ttl, negative_ttl,
-        writeback_cache, max_write, read_ahead, fsname,
+        writeback_cache, max_write, read_ahead, fsname, xattr,
     ]),
 ];
 

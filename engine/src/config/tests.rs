@@ -637,7 +637,7 @@ fn env_key_lists_match_the_structs() {
             "batch_max_bytes" | "size" | "min_free" | "staging_limit" | "memory_limit"
             | "readahead" | "prefetch" | "write_buffer" | "max_file_size" | "max_write"
             | "read_ahead" => "4KiB",
-            "verify_md5" | "default_permissions" | "o_direct" => "false",
+            "verify_md5" | "default_permissions" | "o_direct" | "xattr" => "false",
             "writeback" | "allow_other" | "writeback_cache" => "true",
             "batch_max_ops" | "max_retries" | "max_connections" | "max_in_flight" | "retries"
             | "upload_concurrency" | "workers" => "7",
