@@ -2224,6 +2224,109 @@ fn two_writeback_mounts_sharing_a_cache_dir_keep_their_own_staging() {
 /// Slice references in each chunk of `volume`, read from etcd with `etcdctl` (the value
 /// is a 1-byte header and 25 bytes per reference).
 fn chunk_ref_counts(volume: &str) -> Vec<usize> {
+    value_lens(volume, 'C')
+        .into_iter()
+        .map(|bytes| (bytes - 1) / 25)
+        .collect()
+}
+
+/// A reader that keeps a file open reads through the chunk list it read at first. When a
+/// compaction on another client has replaced those fragments and their objects are gone
+/// (no grace), the reader's fetch finds nothing, and it reads the chunk list again and
+/// gets the same bytes from the merged slice, instead of EIO.
+#[test]
+fn a_reader_with_a_chunk_list_older_than_a_compaction_reads_again() {
+    let w = Mount::new_with_env("stalelist", &[("RINGFS_ENGINE_COMPACTION_GRACE", "0s")]);
+    let volume = w.volume.clone();
+    let p = w.join("log");
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&p)
+        .unwrap();
+    let mut want = Vec::new();
+    let mut rng = Rng::new(67);
+    let mut append = |f: &mut File, want: &mut Vec<u8>, i: usize| {
+        let line = rng.bytes(100 + i % 50);
+        f.write_all(&line).unwrap();
+        f.sync_data().unwrap();
+        want.extend_from_slice(&line);
+    };
+    for i in 0..250 {
+        append(&mut f, &mut want, i);
+    }
+    let known = want.clone();
+
+    let cache = Scratch::new("stalelist-cache");
+    let cache_dir = cache.path().to_string_lossy().into_owned();
+    let r = Mount::attach_with_env(
+        &volume,
+        &[
+            ("RINGFS_CACHE_DIR", &cache_dir),
+            ("RINGFS_CACHE_READ_WAIT_TIMEOUT", "1s"),
+        ],
+    );
+    let rf = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(r.join("log"))
+        .unwrap();
+    // The first 4 KiB only: the reader now holds the list of 250 fragments and the
+    // blocks of the first ~30.
+    let mut buf = vec![0u8; 4096];
+    assert_eq!(rf.read_at(&mut buf, 0).unwrap(), 4096);
+    assert!(buf[..] == known[..4096]);
+
+    // More appends: the chunk passes 256 references and is compacted; the fragments'
+    // objects are deleted at the next sweep.
+    for i in 250..350 {
+        append(&mut f, &mut want, i);
+    }
+    let t0 = Instant::now();
+    while chunk_ref_counts(&volume)[0] > 256 || !value_lens(&volume, 'T').is_empty() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no compaction and deletion within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let mut buf = vec![0u8; 16384];
+    let n = rf
+        .read_at(&mut buf, 4096)
+        .expect("the reader reads the chunk list again, not EIO");
+    assert_eq!(n, 16384);
+    assert!(
+        buf[..] == known[4096..4096 + 16384],
+        "the bytes through the merged slice are the same"
+    );
+    assert!(
+        r.log_tail(200)
+            .contains("read again with chunk lists changed"),
+        "the reader's cached list was the stale one: {}",
+        r.log_tail(20)
+    );
+}
+
+/// How many block objects the volume's container holds in Swift.
+fn swift_block_count(volume: &str) -> usize {
+    let cfg = ringfs_engine::config::Config::load(&test_conf()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let swift = ringfs_engine::setup::connect_swift(&cfg).await.unwrap();
+        swift
+            .list_all(&cfg.swift.container_for(volume), Some("chunks/"), None)
+            .await
+            .unwrap()
+            .len()
+    })
+}
+
+/// The value lengths of the volume's etcd keys of one table (`tag`), read with etcdctl.
+fn value_lens(volume: &str, tag: char) -> Vec<usize> {
     let conf = fs::read_to_string(test_conf()).unwrap();
     let mut in_etcd = false;
     let (mut endpoints, mut prefix) = (String::new(), String::from("ringfs"));
@@ -2250,7 +2353,7 @@ fn chunk_ref_counts(volume: &str) -> Vec<usize> {
         .args([
             "get",
             "--prefix",
-            &format!("{prefix}/{volume}/C"),
+            &format!("{prefix}/{volume}/{tag}"),
             "-w",
             "json",
         ])
@@ -2262,18 +2365,25 @@ fn chunk_ref_counts(volume: &str) -> Vec<usize> {
     kvs.iter()
         .map(|kv| {
             let b64 = kv["value"].as_str().unwrap_or("");
-            let bytes = b64.len() / 4 * 3 - b64.bytes().rev().take_while(|&c| c == b'=').count();
-            (bytes - 1) / 25
+            b64.len() / 4 * 3 - b64.bytes().rev().take_while(|&c| c == b'=').count()
         })
         .collect()
 }
 
 /// Every fsync'd small append is a slice of its own. Past 256 references in a chunk the
 /// chunk is compacted in the background (the fragments merged into one new slice) while
-/// the appends go on; nothing is lost, and a fresh client reads the same bytes.
+/// the appends go on; nothing is lost, and a fresh client reads the same bytes. With no
+/// grace (`engine.compaction_grace = 0s`) the replaced fragments' objects are deleted
+/// and their trash records go: the fresh client's read proves only garbage went.
 #[test]
 fn fragmented_chunks_are_compacted_while_appends_go_on() {
-    let m = Mount::new_with_env("compact", &[("RINGFS_CACHE_WRITEBACK", "true")]);
+    let m = Mount::new_with_env(
+        "compact",
+        &[
+            ("RINGFS_CACHE_WRITEBACK", "true"),
+            ("RINGFS_ENGINE_COMPACTION_GRACE", "0s"),
+        ],
+    );
     let volume = m.volume.clone();
     let p = m.join("log");
     let mut f = OpenOptions::new()
@@ -2308,7 +2418,22 @@ fn fragmented_chunks_are_compacted_while_appends_go_on() {
         fs::read(&p).unwrap() == want,
         "the writer reads its log back"
     );
+    let t0 = Instant::now();
+    while !value_lens(&volume, 'T').is_empty() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "{} trash records left after 60 s",
+            value_lens(&volume, 'T').len()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     drop(m);
+    // 700 fragments were uploaded; what is left is the chunk's at most 256 live slices.
+    let objects = swift_block_count(&volume);
+    assert!(
+        objects <= 300,
+        "{objects} block objects in Swift: the replaced fragments were not deleted"
+    );
     let other = Mount::attach(&volume);
     assert!(
         fs::read(other.join("log")).unwrap() == want,

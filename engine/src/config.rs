@@ -375,6 +375,10 @@ pub struct EngineConfig {
     pub write_buffer: ByteSize,
     /// Largest file size; writes or truncates beyond it fail with EFBIG.
     pub max_file_size: ByteSize,
+    /// How long the objects of slices that a compaction replaced stay in Swift
+    /// before they are deleted: a client may still read through a chunk list it
+    /// read before the compaction (and reads it again if an object is gone).
+    pub compaction_grace: Duration,
 }
 
 /// Default [`EngineConfig::max_file_size`]: 64TiB. Far beyond any single
@@ -392,6 +396,7 @@ impl Default for EngineConfig {
             prefetch: ByteSize::mib(1),
             write_buffer: ByteSize::mib(64),
             max_file_size: DEFAULT_MAX_FILE_SIZE,
+            compaction_grace: Duration::from_secs(3600),
         }
     }
 }

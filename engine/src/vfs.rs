@@ -178,6 +178,8 @@ pub struct Shared {
     pub bufs: Arc<crate::cache::blockbuf::BufPool>,
     pub readahead: u64,
     pub prefetch: u64,
+    /// `engine.compaction_grace`: how long replaced slices wait in the trash.
+    pub compaction_grace: Duration,
     pub cache_per_worker: usize,
     /// Open handles per inode, across workers (an unlinked open file is kept).
     open_counts: Mutex<HashMap<Ino, u32>>,
@@ -357,6 +359,7 @@ impl Engine {
             ),
             readahead: cfg.engine.readahead.0,
             prefetch: cfg.engine.prefetch.0,
+            compaction_grace: cfg.engine.compaction_grace.0,
             cache_per_worker: (mem / 2 / workers.max(1)).max(8 << 20),
             open_counts: Mutex::new(HashMap::new()),
             dirty_sizes: Mutex::new(HashMap::new()),
@@ -415,6 +418,9 @@ impl Engine {
                     tokio::time::timeout(Duration::from_secs(5), s.deleter_wake.notified()).await;
                 if let Err(e) = delete_pending(&s).await {
                     tracing::warn!(error = %e, "background deletion failed; will retry");
+                }
+                if let Err(e) = empty_trash(&s).await {
+                    tracing::warn!(error = %e, "deleting slices replaced by compaction failed; will retry");
                 }
             }
         });
@@ -588,6 +594,39 @@ async fn delete_pending(s: &Arc<Shared>) -> Result<(), FsError> {
             }
             s.meta.finish_deletion(ino).await?;
         }
+    }
+}
+
+/// Deletes the objects of slices that compactions replaced once their grace has passed
+/// (`engine.compaction_grace`), then their trash records. Every client sweeps; two that
+/// sweep the same record delete the same objects twice, which is harmless.
+async fn empty_trash(s: &Arc<Shared>) -> Result<(), FsError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    loop {
+        let due = s.meta.trash_due(now, 100).await?;
+        if due.is_empty() {
+            return Ok(());
+        }
+        let mut keys = Vec::new();
+        for (_, slices) in &due {
+            for &(id, size) in slices {
+                for k in 0..layout::block_count(size, s.block_size as u32) {
+                    keys.push(layout::block_key(
+                        id,
+                        k,
+                        block_len(size, s.block_size as u32, k),
+                    ));
+                }
+            }
+        }
+        s.store.delete_many(&keys).await?;
+        let n = keys.len();
+        s.meta
+            .forget_trash(due.into_iter().map(|(k, _)| k).collect())
+            .await?;
+        tracing::debug!(objects = n, "deleted slices replaced by compaction");
     }
 }
 
@@ -1598,7 +1637,10 @@ impl Worker {
             }
         };
         let (before, after) = (refs.len(), new.len());
-        self.meta().replace_chunk(ino, chunk, refs, new).await?;
+        let grace = self.shared.compaction_grace;
+        self.meta()
+            .replace_chunk(ino, chunk, refs, new, grace)
+            .await?;
         // The cached list still reads right (its slices stay), but is dropped so the next
         // read takes the short one; a commit made during the await may already be in
         // etcd after the replaced value, so the value written is not cached either.
@@ -1753,6 +1795,55 @@ impl Worker {
     /// The committed bytes of `[off, off + len)` as (offset in the range, bytes) pieces;
     /// holes are left out (they read as zeros).
     async fn read_committed(
+        &self,
+        ino: Ino,
+        off: u64,
+        len: usize,
+        random: bool,
+    ) -> FsResult<Vec<(usize, Bytes)>> {
+        match self.read_committed_once(ino, off, len, random).await {
+            Err(e)
+                if e.errno() == libc::EIO && self.drop_stale_chunk_lists(ino, off, len).await =>
+            {
+                // A chunk list kept while the file is open predated a compaction whose
+                // replaced objects are deleted by now: read again with the current lists.
+                tracing::info!(ino, error = %e, "read again with chunk lists changed since they were cached");
+                self.read_committed_once(ino, off, len, random).await
+            }
+            r => r,
+        }
+    }
+
+    /// Drops the cached chunk lists of `[off, off + len)` that differ from etcd's now;
+    /// whether there was one.
+    async fn drop_stale_chunk_lists(&self, ino: Ino, off: u64, len: usize) -> bool {
+        let cs = self.shared.chunk_size;
+        let (first, last) = (
+            (off / cs) as u32,
+            ((off + len.max(1) as u64 - 1) / cs) as u32,
+        );
+        let mut stale = false;
+        for chunk in first..=last {
+            let cached = self
+                .files
+                .borrow()
+                .get(&ino)
+                .and_then(|f| f.chunks.get(&chunk).cloned());
+            let Some(cached) = cached else { continue };
+            match self.meta().read_chunk(ino, chunk).await {
+                Ok(now) if now != *cached => {
+                    if let Some(f) = self.files.borrow_mut().get_mut(&ino) {
+                        f.chunks.remove(&chunk);
+                    }
+                    stale = true;
+                }
+                _ => {}
+            }
+        }
+        stale
+    }
+
+    async fn read_committed_once(
         &self,
         ino: Ino,
         off: u64,

@@ -14,6 +14,7 @@ use ringfs_engine::meta::runner::RunnerOptions;
 use ringfs_engine::meta::{Attr, FileKind, Ino, Meta, MetaError, SetAttr, TimeSet, ROOT_INO};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 const ROOT: Creds = Creds { uid: 0, gid: 0 };
 
@@ -591,7 +592,7 @@ async fn replace_chunk_keeps_appends_made_during_compaction() {
         .unwrap();
     let merged = vec![SliceRef::new(0, 3000, 40)];
     let written = m
-        .replace_chunk(f.ino, 0, read.clone(), merged)
+        .replace_chunk(f.ino, 0, read.clone(), merged, Duration::from_secs(3600))
         .await
         .unwrap();
     let ids: Vec<u64> = written.iter().map(|r| r.id).collect();
@@ -610,10 +611,79 @@ async fn replace_chunk_keeps_appends_made_during_compaction() {
     };
     m.setattr(f.ino, set).await.unwrap();
     let r = m
-        .replace_chunk(f.ino, 0, now, vec![SliceRef::new(0, 3001, 50)])
+        .replace_chunk(
+            f.ino,
+            0,
+            now,
+            vec![SliceRef::new(0, 3001, 50)],
+            Duration::ZERO,
+        )
         .await;
     assert!(matches!(r, Err(MetaError::Busy(_))), "{r:?}");
     assert!(m.read_chunk(f.ino, 0).await.unwrap().is_empty());
+}
+
+/// The slices a compaction replaced wait in the trash, written in the same transaction,
+/// until their grace has passed; the ones still referenced are never in it; a Busy
+/// compaction trashes nothing; forgetting a record removes only it.
+#[tokio::test]
+async fn replaced_slices_wait_out_their_grace_in_the_trash() {
+    use ringfs_engine::layout::SliceRef;
+    let m = fresh_meta("trash").await;
+    let f = mkfile(&m, ROOT_INO, "f").await;
+    for (i, id) in (0..3u32).zip(4001u64..) {
+        m.commit_slices(
+            f.ino,
+            vec![(0, SliceRef::new(i * 10, id, 10))],
+            (i as u64 + 1) * 10,
+        )
+        .await
+        .unwrap();
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(m.trash_due(now + 10_000, 10).await.unwrap().is_empty());
+    let read = m.read_chunk(f.ino, 0).await.unwrap();
+    // 4001 and 4002 merged into 5000; 4003 kept.
+    let new = vec![SliceRef::new(0, 5000, 20), read[2]];
+    m.replace_chunk(f.ino, 0, read, new, Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert!(
+        m.trash_due(now, 10).await.unwrap().is_empty(),
+        "not due before the grace has passed"
+    );
+    let due = m.trash_due(now + 601 + 5, 10).await.unwrap();
+    assert_eq!(due.len(), 1, "{due:?}");
+    assert_eq!(due[0].1, vec![(4001, 10), (4002, 10)]);
+
+    // A compaction that finds the chunk changed trashes nothing.
+    let stale = m.read_chunk(f.ino, 0).await.unwrap();
+    m.setattr(
+        f.ino,
+        SetAttr {
+            size: Some(0),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let r = m
+        .replace_chunk(
+            f.ino,
+            0,
+            stale,
+            vec![SliceRef::new(0, 5001, 30)],
+            Duration::ZERO,
+        )
+        .await;
+    assert!(matches!(r, Err(MetaError::Busy(_))), "{r:?}");
+    assert_eq!(m.trash_due(now + 10_000, 10).await.unwrap().len(), 1);
+
+    m.forget_trash(vec![due[0].0.clone()]).await.unwrap();
+    assert!(m.trash_due(now + 10_000, 10).await.unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -157,7 +157,7 @@ pub(crate) static SECTIONS: &[Section] = &[
     ]),
     section!(engine: [
         workers, io_engine, memory_limit, readahead, prefetch, write_buffer,
-        max_file_size,
+        max_file_size, compaction_grace,
     ]),
     section!(fuse: [
         allow_other, default_permissions, attr_ttl, entry_ttl, negative_ttl,

@@ -630,7 +630,8 @@ fn env_key_lists_match_the_structs() {
                 || k.ends_with("ttl")
                 || k.ends_with("window")
                 || k.ends_with("deadline")
-                || k.ends_with("delay") =>
+                || k.ends_with("delay")
+                || k.ends_with("grace") =>
             {
                 "3s"
             }

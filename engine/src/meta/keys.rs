@@ -26,6 +26,7 @@ pub mod tag {
     pub const LOCK: u8 = b'K';
     pub const RENAME_GEN: u8 = b'R';
     pub const SLICE_WRITER: u8 = b'W';
+    pub const TRASH: u8 = b'T';
 }
 
 /// Builds the keys of one volume. Cheap to clone.
@@ -207,6 +208,25 @@ impl Keys {
     pub fn slice_writer_range(&self) -> (Vec<u8>, Vec<u8>) {
         let start = self.with(tag::SLICE_WRITER, 0);
         let end = prefix_end(&start);
+        (start, end)
+    }
+
+    /// Slices a compaction replaced, whose objects are deleted once `deadline` (seconds
+    /// since the epoch) has passed: until then a client may still read through a chunk
+    /// list it read before. Keyed by deadline first, so the due ones are one range.
+    /// `first` (the smallest replaced slice id) makes the key unique: a slice is replaced
+    /// once.
+    pub fn trash(&self, deadline: u64, first: u64) -> Vec<u8> {
+        let mut k = self.with(tag::TRASH, 16);
+        k.extend_from_slice(&deadline.to_be_bytes());
+        k.extend_from_slice(&first.to_be_bytes());
+        k
+    }
+
+    /// The trash records due at `now`: deadline <= now.
+    pub fn trash_due(&self, now: u64) -> (Vec<u8>, Vec<u8>) {
+        let start = self.with(tag::TRASH, 0);
+        let end = self.trash(now.saturating_add(1), 0);
         (start, end)
     }
 

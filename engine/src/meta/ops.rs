@@ -1315,14 +1315,20 @@ impl Meta {
     /// everything compacted) are kept after `new` (`layout::rebase_compacted`), so a
     /// concurrent write is never lost. Fails with `Busy` if the chunk changed otherwise
     /// (truncated, deleted, compacted elsewhere). Returns the chunk's refs as written.
+    ///
+    /// The slices no longer referenced go to the trash in the same transaction (one
+    /// record, [`Keys::trash`]): their objects are deleted by [`Meta::trash_due`] /
+    /// [`Meta::forget_trash`] once `grace` has passed.
     pub async fn replace_chunk(
         &self,
         ino: Ino,
         index: u32,
         expected: Vec<SliceRef>,
         new: Vec<SliceRef>,
+        grace: std::time::Duration,
     ) -> Result<Vec<SliceRef>, MetaError> {
         let key = self.keys.chunk(ino, index);
+        let keys = self.keys.clone();
         let base = layout::encode_chunk(&expected);
         self.runner
             .run("compact chunk", move |v| {
@@ -1333,8 +1339,50 @@ impl Meta {
                     .ok_or_else(|| MetaError::Busy("chunk changed during compaction".into()))?;
                 let refs = layout::decode_chunk(&val)
                     .map_err(|e| MetaError::Corrupt(format!("chunk {ino}/{index}: {e}")))?;
+                let replaced = replaced_slices(&expected, &refs);
+                if let Some(&(first, _)) = replaced.first() {
+                    let deadline = (v.now.secs.max(0) as u64).saturating_add(grace.as_secs());
+                    v.put(keys.trash(deadline, first), encode_trash(&replaced));
+                }
                 v.put(key.clone(), val);
                 Ok(refs)
+            })
+            .await
+    }
+
+    /// Trash records whose grace has passed at `now` (seconds since the epoch), at most
+    /// `limit`: each its key and the (slice id, slice size) pairs whose objects to delete.
+    pub async fn trash_due(
+        &self,
+        now: u64,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<(u64, u32)>)>, MetaError> {
+        let (s, e) = self.keys.trash_due(now);
+        let (kvs, _) = self
+            .runner
+            .read("trash", |kv| {
+                let (s, e) = (s.clone(), e.clone());
+                async move { kv.range(&s, &e, limit).await }
+            })
+            .await?;
+        kvs.into_iter()
+            .map(|kv| {
+                let slices = decode_trash(&kv.value)
+                    .ok_or_else(|| MetaError::Corrupt("trash record".into()))?;
+                Ok((kv.key, slices))
+            })
+            .collect()
+    }
+
+    /// Drops trash records whose objects are deleted (at most 100 per call: one
+    /// transaction, under etcd's 128 operations).
+    pub async fn forget_trash(&self, keys: Vec<Vec<u8>>) -> Result<(), MetaError> {
+        self.runner
+            .run_alone("forget trash", move |v| {
+                for k in keys.iter().take(100) {
+                    v.delete(k.clone());
+                }
+                Ok(())
             })
             .await
     }
@@ -1510,4 +1558,67 @@ fn check_xattr_name(name: &[u8]) -> Result<(), MetaError> {
 /// Directory size as reported (constant, like ext4's first block).
 pub fn dir_size() -> u64 {
     DIR_SIZE
+}
+
+/// The slices of `before` that `after` no longer references, by id (each once, sorted).
+fn replaced_slices(before: &[SliceRef], after: &[SliceRef]) -> Vec<(u64, u32)> {
+    let kept: std::collections::HashSet<u64> = after.iter().map(|r| r.id).collect();
+    let mut gone: Vec<(u64, u32)> = before
+        .iter()
+        .filter(|r| r.id != 0 && !kept.contains(&r.id))
+        .map(|r| (r.id, r.size))
+        .collect();
+    gone.sort_unstable();
+    gone.dedup();
+    gone
+}
+
+/// A trash record's value: (id u64, size u32) big-endian, 12 bytes per slice.
+fn encode_trash(slices: &[(u64, u32)]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(slices.len() * 12);
+    for (id, size) in slices {
+        v.extend_from_slice(&id.to_be_bytes());
+        v.extend_from_slice(&size.to_be_bytes());
+    }
+    v
+}
+
+fn decode_trash(v: &[u8]) -> Option<Vec<(u64, u32)>> {
+    if !v.len().is_multiple_of(12) {
+        return None;
+    }
+    v.chunks_exact(12)
+        .map(|c| {
+            Some((
+                u64::from_be_bytes(c[..8].try_into().ok()?),
+                u32::from_be_bytes(c[8..].try_into().ok()?),
+            ))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod trash_tests {
+    use super::*;
+
+    #[test]
+    fn only_slices_no_longer_referenced_are_trashed() {
+        let before = [
+            SliceRef::new(0, 7, 100),
+            SliceRef::new(100, 8, 50),
+            SliceRef::new(150, 7, 100), // a second piece of slice 7
+            SliceRef::new(200, 0, 10),  // zeros: no object
+        ];
+        let after = [SliceRef::new(0, 9, 150), SliceRef::new(150, 7, 100)];
+        assert_eq!(replaced_slices(&before, &after), vec![(8, 50)]);
+        assert_eq!(replaced_slices(&before, &before), vec![]);
+    }
+
+    #[test]
+    fn trash_records_round_trip_and_reject_torn_values() {
+        let s = vec![(1, 2), (u64::MAX, u32::MAX)];
+        assert_eq!(decode_trash(&encode_trash(&s)), Some(s));
+        assert_eq!(decode_trash(&[0; 13]), None);
+        assert_eq!(decode_trash(&[]), Some(vec![]));
+    }
 }
