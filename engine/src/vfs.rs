@@ -630,6 +630,39 @@ async fn empty_trash(s: &Arc<Shared>) -> Result<(), FsError> {
     }
 }
 
+/// A stored piece to read: `len` bytes at `slice_off` of slice `id` (of `size` bytes),
+/// going to `at` in the caller's buffer.
+#[derive(Clone, Copy)]
+struct Piece {
+    at: usize,
+    id: u64,
+    size: u32,
+    slice_off: u32,
+    len: u32,
+}
+
+/// The data pieces of consecutive `segments` laid out from `at` (zeros are skipped).
+fn data_pieces(segments: impl IntoIterator<Item = Segment>, mut at: usize, out: &mut Vec<Piece>) {
+    for seg in segments {
+        if let Segment::Data {
+            id,
+            size,
+            slice_off,
+            len,
+        } = seg
+        {
+            out.push(Piece {
+                at,
+                id,
+                size,
+                slice_off,
+                len,
+            });
+        }
+        at += seg.len() as usize;
+    }
+}
+
 fn block_len(slice_size: u32, block_size: u32, index: u32) -> u32 {
     (slice_size - index * block_size).min(block_size)
 }
@@ -1601,27 +1634,9 @@ impl Worker {
             layout::CompactionPlan::Merge(plan) => {
                 let mut data = vec![0u8; plan.len() as usize];
                 let mut reads = Vec::new();
-                let mut at = 0usize;
-                for seg in &plan.segments {
-                    if let Segment::Data {
-                        id,
-                        size,
-                        slice_off,
-                        len,
-                    } = *seg
-                    {
-                        reads.push((at, id, size, slice_off, len));
-                    }
-                    at += seg.len() as usize;
-                }
-                let fetched =
-                    join_all(reads.iter().map(|&(_, id, size, off, len)| {
-                        self.read_slice(id, size, off, len, false)
-                    }))
-                    .await;
-                for ((at, ..), bytes) in reads.iter().zip(fetched) {
-                    let bytes = bytes?;
-                    data[*at..*at + bytes.len()].copy_from_slice(&bytes);
+                data_pieces(plan.segments.iter().copied(), 0, &mut reads);
+                for (at, bytes) in self.read_pieces(&reads, false).await? {
+                    data[at..at + bytes.len()].copy_from_slice(&bytes);
                 }
                 let data = Bytes::from(data);
                 let id = self.meta().new_slice_id().await?;
@@ -1859,31 +1874,28 @@ impl Worker {
             let pos = (at % cs) as u32;
             let n = ((cs - pos as u64) as usize).min(len - done);
             let refs = self.chunk_refs(ino, chunk).await?;
-            let mut cursor = done;
-            for seg in layout::resolve(&refs, pos..pos + n as u32) {
-                match seg {
-                    Segment::Zero { len } => cursor += len as usize,
-                    Segment::Data {
-                        id,
-                        size,
-                        slice_off,
-                        len,
-                    } => {
-                        pieces.push((cursor, id, size, slice_off, len));
-                        cursor += len as usize;
-                    }
-                }
-            }
+            data_pieces(
+                layout::resolve(&refs, pos..pos + n as u32),
+                done,
+                &mut pieces,
+            );
             done += n;
         }
-        let fetched = join_all(pieces.iter().map(|&(_, id, size, slice_off, len)| {
-            self.read_slice(id, size, slice_off, len, random)
-        }))
+        self.read_pieces(&pieces, random).await
+    }
+
+    /// Reads the stored pieces concurrently: (where it goes, bytes) for each.
+    async fn read_pieces(&self, pieces: &[Piece], random: bool) -> FsResult<Vec<(usize, Bytes)>> {
+        let fetched = join_all(
+            pieces
+                .iter()
+                .map(|p| self.read_slice(p.id, p.size, p.slice_off, p.len, random)),
+        )
         .await;
         pieces
             .iter()
             .zip(fetched)
-            .map(|((at, ..), data)| Ok((*at, data?)))
+            .map(|(p, data)| Ok((p.at, data?)))
             .collect()
     }
 
