@@ -241,7 +241,7 @@ trap 'exit 143' TERM
 # a commit stalls. Any delete (Swift replacing an object, a cache evicting, the
 # small-file unlinks) then lands as a stall in whichever sample comes next: on the idle
 # VM, one pass of 100 file creates on / took 6 to 90 ms, on the run's own file system
-# 3.3 to 4.2 ms (perf/README.md, "Noise"). A fresh file system also gives every run the
+# 3.3 to 4.8 ms (perf/README.md, "Noise"). A fresh file system also gives every run the
 # same starting state. PERF_OWN_FS=0 keeps everything in WORK instead.
 own_fs_up() {
     local img=$WORK/fs.img mnt=$WORK/fs avail
