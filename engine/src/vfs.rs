@@ -572,10 +572,7 @@ async fn delete_pending(s: &Arc<Shared>) -> Result<(), FsError> {
                 let mut keys = Vec::new();
                 for (idx, refs) in &chunks {
                     for r in refs.iter().filter(|r| r.id != 0) {
-                        for k in 0..layout::block_count(r.size, s.block_size as u32) {
-                            let len = block_len(r.size, s.block_size as u32, k);
-                            keys.push(layout::block_key(r.id, k, len));
-                        }
+                        keys.extend(slice_block_keys(r.id, r.size, s.block_size));
                     }
                     from = idx + 1;
                 }
@@ -609,17 +606,15 @@ async fn empty_trash(s: &Arc<Shared>) -> Result<(), FsError> {
         if due.is_empty() {
             return Ok(());
         }
-        let mut keys = Vec::new();
-        for (_, slices) in &due {
-            for &(id, size) in slices {
-                for k in 0..layout::block_count(size, s.block_size as u32) {
-                    keys.push(layout::block_key(
-                        id,
-                        k,
-                        block_len(size, s.block_size as u32, k),
-                    ));
-                }
-            }
+        let keys: Vec<String> = due
+            .iter()
+            .flat_map(|(_, slices)| slices.iter())
+            .flat_map(|&(id, size)| slice_block_keys(id, size, s.block_size))
+            .collect();
+        if let Some(st) = &s.staging {
+            // Blocks of these slices still staged here are dropped, not uploaded after
+            // the delete (as for removed files).
+            st.cancel(&keys).await;
         }
         s.store.delete_many(&keys).await?;
         let n = keys.len();
@@ -661,6 +656,13 @@ fn data_pieces(segments: impl IntoIterator<Item = Segment>, mut at: usize, out: 
         }
         at += seg.len() as usize;
     }
+}
+
+/// The object keys of every block of slice `id` (`size` bytes).
+fn slice_block_keys(id: u64, size: u32, block_size: u64) -> impl Iterator<Item = String> {
+    let bs = block_size as u32;
+    (0..layout::block_count(size, bs))
+        .map(move |k| layout::block_key(id, k, block_len(size, bs, k)))
 }
 
 fn block_len(slice_size: u32, block_size: u32, index: u32) -> u32 {
@@ -1621,8 +1623,8 @@ impl Worker {
     /// new list replaces the one read, keeping references appended meanwhile; if the
     /// chunk changed otherwise, nothing is replaced (the new slice's objects are left).
     ///
-    /// The slices no longer referenced stay in Swift: another client may still hold the
-    /// old list and read them (deleting them safely needs a grace period; not done yet).
+    /// The slices no longer referenced go to the trash with the replacement; their
+    /// objects are deleted once `engine.compaction_grace` has passed (`empty_trash`).
     async fn compact_chunk(&self, ino: Ino, chunk: u32) -> FsResult<()> {
         let refs = self.meta().read_chunk(ino, chunk).await?;
         if refs.len() <= COMPACT_ABOVE {
@@ -2182,19 +2184,15 @@ impl Worker {
                 .get(&ino)
                 .and_then(|f| f.chunks.get(&chunk).cloned())
             {
-                for seg in layout::resolve(&refs, pos..pos + n) {
-                    if let Segment::Data {
-                        id,
-                        size,
-                        slice_off,
-                        len,
-                    } = seg
-                    {
-                        let (first, last) =
-                            (slice_off / bs as u32, (slice_off + len - 1) / bs as u32);
-                        for k in first..=last {
-                            wanted.push((id, size, k));
-                        }
+                let mut pieces = Vec::new();
+                data_pieces(layout::resolve(&refs, pos..pos + n), 0, &mut pieces);
+                for p in pieces {
+                    let (first, last) = (
+                        p.slice_off / bs as u32,
+                        (p.slice_off + p.len - 1) / bs as u32,
+                    );
+                    for k in first..=last {
+                        wanted.push((p.id, p.size, k));
                     }
                 }
             }

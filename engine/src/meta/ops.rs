@@ -1374,17 +1374,21 @@ impl Meta {
             .collect()
     }
 
-    /// Drops trash records whose objects are deleted (at most 100 per call: one
-    /// transaction, under etcd's 128 operations).
+    /// Drops trash records whose objects are deleted: one transaction per 100 keys
+    /// (etcd allows 128 operations in one).
     pub async fn forget_trash(&self, keys: Vec<Vec<u8>>) -> Result<(), MetaError> {
-        self.runner
-            .run_alone("forget trash", move |v| {
-                for k in keys.iter().take(100) {
-                    v.delete(k.clone());
-                }
-                Ok(())
-            })
-            .await
+        for batch in keys.chunks(100) {
+            let batch = batch.to_vec();
+            self.runner
+                .run_alone("forget trash", move |v| {
+                    for k in &batch {
+                        v.delete(k.clone());
+                    }
+                    Ok(())
+                })
+                .await?;
+        }
+        Ok(())
     }
 
     /// Inodes whose data awaits deletion (after their last link went away).
